@@ -1,0 +1,1 @@
+"""ptlab.operator: kopf operator for PostTrainingRun and ComparisonStudy."""

@@ -1,0 +1,50 @@
+"""Shared CLI plumbing: one-line errors and exit codes."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from typing import Any
+
+import click
+from rich.console import Console
+
+from ptlab.errors import UserError
+
+console = Console(highlight=False)
+console_err = Console(stderr=True, highlight=False)
+
+
+def error_line(message: str) -> None:
+    """Print one error line to stderr (no markup interpretation)."""
+    console_err.print(f"error: {message}", markup=False, soft_wrap=True)
+
+
+def run_guarded(fn: Callable[[], Any]) -> int:
+    """Run a click/typer app, mapping failures to exit codes without tracebacks.
+
+    UserError / click usage errors → 2; KeyboardInterrupt → 130; anything else → 1 with a
+    one-line message (set PTLAB_DEBUG=1 to see the traceback).
+    """
+    try:
+        result = fn()
+    except UserError as err:
+        error_line(str(err))
+        return 2
+    except click.exceptions.Exit as done:
+        return int(done.exit_code or 0)
+    except click.exceptions.Abort:
+        error_line("aborted")
+        return 130
+    except click.ClickException as err:
+        error_line(err.format_message().replace("\n", " "))
+        return 2
+    except KeyboardInterrupt:
+        error_line("interrupted; results written so far are kept")
+        return 130
+    except Exception as err:  # noqa: BLE001 - the CLI boundary: never print a traceback
+        if os.environ.get("PTLAB_DEBUG"):
+            raise
+        error_line(f"internal error: {type(err).__name__}: {err} (rerun with PTLAB_DEBUG=1)")
+        return 1
+    return int(result) if isinstance(result, int) else 0

@@ -1,0 +1,1 @@
+"""ptlab.trainer: the one training loop (entrypoint `ptlab train`)."""
