@@ -61,6 +61,17 @@ class PairedBatch:
     margins: Tensor | None = None
     chosen_rewards: Tensor | None = None
     rejected_rewards: Tensor | None = None
+    explore_logps: Tensor | None = None
+    """(B, T) log πθ of a sample drawn from πref (XPO's exploration bonus), or None."""
+    explore_mask: Tensor | None = None
+    chosen_log_sum_sq: Tensor | None = None
+    """(B, T) log Σ_v πθ(v|·)² per chosen token (WPO's aligned weights); None = plain weights."""
+    rejected_log_sum_sq: Tensor | None = None
+    chosen_token_kl: Tensor | None = None
+    """(B, T) per-token KL(πref‖πθ) over the vocabulary on chosen tokens, with grad (TDPO)."""
+    rejected_token_kl: Tensor | None = None
+    running_margin: Tensor | None = None
+    """Scalar running statistic kept by the trainer (β-DPO's M0, BCO's reward shift δ)."""
 
 
 @dataclass(frozen=True)
@@ -79,6 +90,8 @@ class UnpairedBatch:
     kl_policy_logps: Tensor | None = None
     kl_ref_logps: Tensor | None = None
     kl_mask: Tensor | None = None
+    reward_shift: Tensor | None = None
+    """Scalar running mean of implicit rewards kept by the trainer (BCO's δ); None = batch mean."""
 
 
 @dataclass(frozen=True)

@@ -255,6 +255,10 @@ class EvalSpec(Model):
         default_factory=list, description="Domains to evaluate; empty = the training domain."
     )
     items: int = Field(200, ge=1, description="Eval items per domain.")
+    split: Literal["eval", "validation"] = Field(
+        "eval",
+        description="Split evaluated: validation for tuning trials (studies), eval otherwise.",
+    )
     pass_k: list[Annotated[int, Field(ge=1)]] = Field(default_factory=lambda: [1])
     sampling: SamplingSpec = Field(default_factory=SamplingSpec)
     max_new_tokens: int = Field(64, ge=1)

@@ -1,0 +1,94 @@
+"""kopf handlers: decorators and a few lines each; the work is in :mod:`reconcile`.
+
+Run with ``ptlab operator`` or ``kopf run -m ptlab.operator.handlers --all-namespaces``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import kopf
+
+from ptlab.api.models import GROUP, VERSION
+from ptlab.operator import k8s, metrics, reconcile
+from ptlab.operator.config import OperatorConfig
+
+RUNS = (GROUP, VERSION, "posttrainingruns")
+STUDIES = (GROUP, VERSION, "comparisonstudies")
+OURS = {"ptlab.io/run": kopf.PRESENT}
+
+
+@kopf.on.login()
+def login(**kwargs: Any) -> kopf.ConnectionInfo:
+    """Same credentials for kopf's watches and the operator's own client."""
+    info = k8s.login(**kwargs)
+    k8s.remember(info)
+    return info
+
+
+@kopf.on.startup()
+async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> None:
+    """Settings, the API client, and the metrics server."""
+    config = OperatorConfig.from_env()
+    settings.persistence.finalizer = "ptlab.io/operator"
+    settings.posting.enabled = False  # our own Events (deterministic names) instead
+    settings.watching.server_timeout = 300
+    memo.op = reconcile.Operator(client=await k8s.connect(), config=config)
+    memo.metrics_server = (
+        metrics.serve(config.operator_metrics_port) if config.operator_metrics_port else None
+    )
+
+
+@kopf.on.cleanup()
+async def cleanup(memo: kopf.Memo, **_: Any) -> None:
+    if memo.get("metrics_server"):
+        memo.metrics_server.shutdown()
+    await memo.op.client.close()
+
+
+@kopf.on.resume(*RUNS)
+@kopf.on.create(*RUNS)
+async def run_created(body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
+    """Validate the run, then create its ConfigMap and PyTorchJob/Job."""
+    with metrics.timed("PostTrainingRun"):
+        await reconcile.reconcile_run(memo.op, body)
+
+
+@kopf.on.event(*RUNS)
+def run_changed(body: kopf.Body, type: str | None, memo: kopf.Memo, **_: Any) -> None:
+    """Phase metrics; a finished child wakes its study."""
+    reconcile.observe_run(memo.op, body, deleted=type == "DELETED")
+
+
+@kopf.on.event("kubeflow.org", "v1", "pytorchjobs", labels=OURS)
+@kopf.on.event("batch", "v1", "jobs", labels=OURS)
+async def job_changed(body: kopf.Body, type: str | None, memo: kopf.Memo, **_: Any) -> None:
+    """Job conditions → run phase, conditions, message, times and Events."""
+    if type != "DELETED":
+        with metrics.timed("Job"):
+            await reconcile.sync_run_from_job(memo.op, body)
+
+
+@kopf.daemon(*STUDIES, cancellation_timeout=5.0)
+async def study_daemon(
+    body: kopf.Body, name: str, namespace: str, memo: kopf.Memo, stopped: kopf.DaemonStopped,
+    **_: Any,
+) -> None:
+    """Reconcile a study until it finishes: on every child change, else every interval."""
+    op: reconcile.Operator = memo.op
+    wake = op.wakeup(namespace, name)
+    while not stopped:
+        wake.clear()
+        with metrics.timed("ComparisonStudy"):
+            if await reconcile.reconcile_study(op, body):
+                return
+        await _wait(wake, op.config.study_interval_s)
+
+
+async def _wait(event: asyncio.Event, timeout: float) -> None:
+    """Wait for ``event`` or ``timeout`` seconds, whichever comes first."""
+    try:
+        await asyncio.wait_for(event.wait(), timeout)
+    except TimeoutError:
+        pass

@@ -1,0 +1,202 @@
+"""Reconcile steps: read state through :mod:`k8s`, decide with the pure modules, write back.
+
+Each function recomputes everything from what the API server holds, so it can be called
+any number of times, concurrently, or after a crash at any line: creation is by deterministic
+name (409 = already there), results are read from the children's status.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import pandas as pd
+
+from ptlab.analysis.engine import analyze
+from ptlab.api.models import API_VERSION, ComparisonStudy, ObjectMeta
+from ptlab.errors import UserError
+from ptlab.operator import builders, metrics, reducers, study_state, validation
+from ptlab.operator.config import OperatorConfig
+from ptlab.operator.k8s import PYTORCHJOB, Client, now_iso
+from ptlab.study.plan import Observations, StudyPlan, extend_seeds, label_value, plan_study
+
+Body = Mapping[str, Any]
+CREATE_CONCURRENCY = 16
+
+
+@dataclass
+class Operator:
+    """What every handler shares: the API client, settings, and per-study wake-ups."""
+
+    client: Client
+    config: OperatorConfig
+    wakeups: dict[tuple[str, str], asyncio.Event] = field(default_factory=dict)
+
+    def wakeup(self, namespace: str, study: str) -> asyncio.Event:
+        """The event a study's daemon waits on (set when one of its children changes)."""
+        return self.wakeups.setdefault((namespace, study), asyncio.Event())
+
+
+def _ns_name(body: Body) -> tuple[str, str]:
+    meta = body["metadata"]
+    return str(meta.get("namespace") or "default"), str(meta["name"])
+
+
+# --------------------------------------------------------------------------- runs
+
+
+async def reconcile_run(op: Operator, body: Body) -> None:
+    """Validate a new run, then create its spec ConfigMap and job (both owned by the run)."""
+    status = body.get("status") or {}
+    if status.get("phase") in reducers.TERMINAL or status.get("jobName"):
+        return
+    namespace, name = _ns_name(body)
+    available = await op.client.serves(*PYTORCHJOB)
+    spec = validation.parse_run_spec(body.get("spec") or {})
+    if not isinstance(spec, validation.Invalid):
+        spec = validation.check_run(spec, op.config, op.config.zoo, available) or spec
+    if isinstance(spec, validation.Invalid):
+        patch = reducers.invalid_status(spec.field, spec.message, now_iso())
+        await op.client.patch_status("PostTrainingRun", namespace, name, patch)
+        await op.client.event(body, "InvalidSpec", patch["message"], warning=True)
+        return
+    backend = builders.choose_backend(spec, available)
+    configmap = builders.build_spec_configmap(name, namespace, spec, op.config)
+    job = builders.build_job(name, namespace, spec, op.config, backend)
+    await op.client.create(builders.owned(configmap, body))
+    await op.client.create(builders.owned(job, body))
+    patch = reducers.run_created_status(name, job["kind"], now_iso())
+    await op.client.patch_status("PostTrainingRun", namespace, name, patch)
+    await op.client.event(body, "JobCreated", patch["message"])
+
+
+def _owner_run(job: Body) -> str | None:
+    """Name of the PostTrainingRun controlling ``job`` (None for jobs that are not ours)."""
+    for ref in job.get("metadata", {}).get("ownerReferences") or []:
+        if ref.get("kind") == "PostTrainingRun" and ref.get("apiVersion") == API_VERSION:
+            return str(ref["name"])
+    return None
+
+
+async def sync_run_from_job(op: Operator, job: Body) -> None:
+    """Fold a job's status into its run's phase/conditions/times, with an Event per change."""
+    run_name = _owner_run(job)
+    if run_name is None:
+        return
+    namespace, job_name = _ns_name(job)
+    run = await op.client.get(
+        f"/apis/{API_VERSION}/namespaces/{namespace}/posttrainingruns/{run_name}"
+    )
+    if run is None:
+        return
+    patch = reducers.run_status_from_job(
+        job_name, job.get("status") or {}, run.get("status") or {}, now_iso()
+    )
+    if not patch:
+        return
+    await op.client.patch_status("PostTrainingRun", namespace, run_name, patch)
+    await op.client.event(run, patch["phase"], patch["message"], patch["phase"] == "Failed")
+
+
+def observe_run(op: Operator, body: Body, deleted: bool = False) -> None:
+    """Metrics of a run's phase; wake its study when it finished."""
+    namespace, name = _ns_name(body)
+    phase = (body.get("status") or {}).get("phase") or "Pending"
+    metrics.RUN_PHASES.observe(namespace, name, None if deleted else phase)
+    study = (body["metadata"].get("labels") or {}).get("ptlab.io/study")
+    if study and (deleted or phase in reducers.TERMINAL):
+        op.wakeup(namespace, study).set()
+
+
+# --------------------------------------------------------------------------- studies
+
+
+def _analyse(study: ComparisonStudy, plan: StudyPlan, children: Mapping[str, reducers.Child]) -> (
+    tuple[dict[str, Any], str | None]
+):
+    """Analysis JSON of the final runs, or an empty one and why it could not run."""
+    rows = study_state.result_rows(study, plan, children)
+    spec = study.spec.analysis
+    try:
+        result = analyze(
+            pd.DataFrame(rows),
+            metric=spec.metric,
+            alpha=spec.alpha,
+            margin=spec.equivalence_margin,
+            n_boot=spec.bootstrap,
+            scale_order=[s.name for s in study.spec.scales],
+        )
+    except (UserError, KeyError) as err:
+        return {}, f"analysis not possible: {err}"
+    return result.to_json(), None
+
+
+async def _create_children(
+    op: Operator, owner: Body, plan: StudyPlan, names: list[str]
+) -> None:
+    """Create planned runs (owned by the study) with bounded concurrency."""
+    namespace, study = _ns_name(owner)
+    runs = plan.by_name()
+    gate = asyncio.Semaphore(CREATE_CONCURRENCY)
+
+    async def one(name: str) -> None:
+        async with gate:
+            manifest = runs[name].manifest(study, namespace)
+            await op.client.create(builders.owned(manifest, owner))
+
+    await asyncio.gather(*(one(n) for n in names))
+
+
+async def _write_study(op: Operator, body: Body, patch: dict[str, Any]) -> None:
+    """Patch the study status; an Event when its phase changes."""
+    namespace, name = _ns_name(body)
+    before = (body.get("status") or {}).get("phase")
+    await op.client.patch_status("ComparisonStudy", namespace, name, patch)
+    if patch.get("phase") and patch["phase"] != before:
+        warning = patch["phase"] == "Failed"
+        await op.client.event(body, patch["phase"], patch.get("message") or "", warning)
+
+
+async def reconcile_study(op: Operator, body: Body) -> bool:
+    """One pass over a study: plan, create what is missing, analyse when done.
+
+    Returns True when the study is finished (Succeeded or Failed).
+    """
+    if (body.get("status") or {}).get("phase") in reducers.TERMINAL:
+        return True
+    namespace, name = _ns_name(body)
+    spec = validation.parse_study_spec(body.get("spec") or {})
+    if isinstance(spec, validation.Invalid):
+        await _write_study(op, body, reducers.invalid_status(spec.field, spec.message, now_iso()))
+        return True
+    study = ComparisonStudy(metadata=ObjectMeta(name=name, namespace=namespace), spec=spec)
+    bodies = await op.client.list_labelled(
+        API_VERSION, "PostTrainingRun", namespace, "ptlab.io/study", label_value(name)
+    )
+    observed = study_state.observations(study, bodies)
+    children = {c.name: c for c in map(reducers.Child.from_body, bodies)}
+    plan = plan_study(study, observed)
+    planned = [r.name for r in plan.runs]
+    if plan.complete and reducers.all_finished(planned, children):
+        analysis, problem = await asyncio.to_thread(_analyse, study, plan, children)
+        more, _ = extend_seeds(study, analysis.get("recommendations", []), observed.seeds)
+        if any(more[c] > observed.seeds.get(c, len(spec.seeds.values())) for c in more):
+            plan = plan_study(study, Observations(observed.scores, more))
+            planned = [r.name for r in plan.runs]
+        else:
+            progress = reducers.study_progress_status(planned, children, spec.suspend,
+                                                      body.get("status") or {}, now_iso())
+            best = study_state.best_summary(analysis.get("recommendations", []))
+            final = reducers.study_final_status(progress, analysis, best, problem, now_iso())
+            await _write_study(op, body, final)
+            return True
+    new = reducers.runs_to_create(planned, children, spec.parallelism, spec.suspend)
+    await _create_children(op, body, plan, new)
+    children.update({n: reducers.Child(n, "Pending", {}) for n in new})
+    progress = reducers.study_progress_status(
+        planned, children, spec.suspend, body.get("status") or {}, now_iso()
+    )
+    await _write_study(op, body, progress)
+    return False
