@@ -83,7 +83,7 @@ def _env(run: str, spec: PostTrainingRunSpec, config: OperatorConfig) -> list[di
             "valueFrom": {"fieldRef": {"fieldPath": "metadata.namespace"}},
         },
         {"name": "PTLAB_STUDY", "value": spec.study or ""},
-        {"name": "PTLAB_METRICS_PORT", "value": str(config.metrics_port)},
+        {"name": "PTLAB_METRICS_PORT", "value": str(config.trainer_metrics_port)},
         {"name": "PTLAB_NPROC_PER_NODE", "value": str(max(spec.resources.gpus, 1))},
         {"name": "PTLAB_OUT", "value": SCRATCH["work"]},
         {"name": "HOME", "value": SCRATCH["tmp"]},
@@ -131,7 +131,7 @@ def build_pod_template(
 ) -> Manifest:
     """Pod template of a trainer (shared by PyTorchJob replicas and the batch Job)."""
     volumes, mounts = _volumes(run, spec.resources.gpus)
-    port = config.metrics_port
+    port = config.trainer_metrics_port
     return {
         "metadata": {
             "labels": run_labels(run, spec.study),

@@ -21,7 +21,7 @@ class OperatorConfig:
     """Service account of trainer pods (may only patch ``posttrainingruns/status``)."""
     mlflow_uri: str = ""
     """MLflow tracking URI given to runs that do not set ``tracking.mlflow_uri``."""
-    metrics_port: int = 9090
+    trainer_metrics_port: int = 9090
     """Port on which trainer pods serve Prometheus metrics."""
     max_gpus_per_node: int = 8
     """Largest ``resources.gpus`` a node can provide; more fails the run (field named)."""
@@ -33,7 +33,7 @@ class OperatorConfig:
     """Seconds between reconciliations of an unfinished ComparisonStudy."""
     zoo_models: str = "zoo/s1,zoo/s2,zoo/s3,zoo/s4"
     """Comma-separated tiny-zoo model names (a test keeps this equal to the trainer's zoo)."""
-    operator_metrics_port: int = 8080
+    metrics_port: int = 8080
     """Port of the operator's own ``/metrics`` endpoint (0 = off)."""
 
     @property

@@ -6,6 +6,7 @@ Run with ``ptlab operator`` or ``kopf run -m ptlab.operator.handlers --all-names
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from typing import Any
 
 import kopf
@@ -20,11 +21,9 @@ OURS = {"ptlab.io/run": kopf.PRESENT}
 
 
 @kopf.on.login()
-def login(**kwargs: Any) -> kopf.ConnectionInfo:
-    """Same credentials for kopf's watches and the operator's own client."""
-    info = k8s.login(**kwargs)
-    k8s.remember(info)
-    return info
+def login(settings: kopf.OperatorSettings, **_: Any) -> kopf.ConnectionInfo:
+    """Service account in a pod, else the kubeconfig (same for the operator's own client)."""
+    return k8s.login(settings)
 
 
 @kopf.on.startup()
@@ -34,9 +33,9 @@ async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) ->
     settings.persistence.finalizer = "ptlab.io/operator"
     settings.posting.enabled = False  # our own Events (deterministic names) instead
     settings.watching.server_timeout = 300
-    memo.op = reconcile.Operator(client=await k8s.connect(), config=config)
+    memo.op = reconcile.Operator(k8s.Client.connect(k8s.login(settings)), config)
     memo.metrics_server = (
-        metrics.serve(config.operator_metrics_port) if config.operator_metrics_port else None
+        metrics.serve(config.metrics_port) if config.metrics_port else None
     )
 
 
@@ -70,14 +69,20 @@ async def job_changed(body: kopf.Body, type: str | None, memo: kopf.Memo, **_: A
             await reconcile.sync_run_from_job(memo.op, body)
 
 
+@kopf.on.update(*STUDIES, field="spec")
+def study_changed(name: str, namespace: str | None, memo: kopf.Memo, **_: Any) -> None:
+    """A spec change (e.g. ``suspend``) takes effect at once, not at the next interval."""
+    memo.op.wakeup(namespace or "default", name).set()
+
+
 @kopf.daemon(*STUDIES, cancellation_timeout=5.0)
 async def study_daemon(
-    body: kopf.Body, name: str, namespace: str, memo: kopf.Memo, stopped: kopf.DaemonStopped,
+    body: kopf.Body, name: str, namespace: str | None, memo: kopf.Memo, stopped: kopf.DaemonStopped,
     **_: Any,
 ) -> None:
     """Reconcile a study until it finishes: on every child change, else every interval."""
     op: reconcile.Operator = memo.op
-    wake = op.wakeup(namespace, name)
+    wake = op.wakeup(namespace or "default", name)
     while not stopped:
         wake.clear()
         with metrics.timed("ComparisonStudy"):
@@ -88,7 +93,5 @@ async def study_daemon(
 
 async def _wait(event: asyncio.Event, timeout: float) -> None:
     """Wait for ``event`` or ``timeout`` seconds, whichever comes first."""
-    try:
+    with contextlib.suppress(TimeoutError):
         await asyncio.wait_for(event.wait(), timeout)
-    except TimeoutError:
-        pass

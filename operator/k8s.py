@@ -29,7 +29,6 @@ from ptlab.operator import metrics
 Body = dict[str, Any]
 logger = logging.getLogger(__name__)
 MERGE_PATCH = "application/merge-patch+json"
-KUBE_SERVER_ENV = "PTLAB_OPERATOR_KUBE_SERVER"
 PYTORCHJOB = ("kubeflow.org/v1", "pytorchjobs")
 PLURALS = {
     "PostTrainingRun": "posttrainingruns",
@@ -70,14 +69,13 @@ def resource_path(
     return "/".join(parts)
 
 
-def login(**_: Any) -> kopf.ConnectionInfo:
-    """Credentials: ``$PTLAB_OPERATOR_KUBE_SERVER`` (plain URL), in-cluster, or kubeconfig."""
-    server = os.environ.get(KUBE_SERVER_ENV)
-    if server:
-        return kopf.ConnectionInfo(server=server, insecure=True, default_namespace="default")
-    info = kopf.login_with_service_account() or kopf.login_with_kubeconfig()
+def login(settings: kopf.OperatorSettings, **_: Any) -> kopf.ConnectionInfo:
+    """Credentials: the pod's service account, else ``$KUBECONFIG`` / ``~/.kube/config``."""
+    info = kopf.login_with_service_account(settings=settings) or kopf.login_with_kubeconfig(
+        settings=settings
+    )
     if info is None:
-        raise kopf.PermanentError("no Kubernetes credentials (in-cluster or kubeconfig)")
+        raise kopf.PermanentError("no Kubernetes credentials (service account or kubeconfig)")
     return info
 
 
@@ -208,7 +206,8 @@ class Client:
         if cached and time.monotonic() - cached[0] < ttl_s:
             return cached[1]
         data = await self.get(f"/apis/{api_version}")
-        found = bool(data) and any(r.get("name") == plural for r in data.get("resources", []))
+        resources = (data or {}).get("resources", [])
+        found = any(r.get("name") == plural for r in resources)
         self._discovery[key] = (time.monotonic(), found)
         return found
 

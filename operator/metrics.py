@@ -79,7 +79,7 @@ def timed(kind: str) -> Iterator[None]:
         RECONCILE_SECONDS.labels(kind=kind).observe(time.perf_counter() - start)
 
 
-def serve(port: int, host: str = "0.0.0.0") -> Any:  # noqa: S104 - pods listen on all interfaces
+def serve(port: int, host: str = "0.0.0.0") -> Any:
     """Start the ``/metrics`` HTTP server in a thread; returns the server (``.shutdown()``)."""
     server, _thread = start_http_server(port, addr=host, registry=REGISTRY)
     return server

@@ -282,8 +282,9 @@ def gae_advantage(batch: RewardBatch, params: GaeParams) -> AdvantageOutput:
     if batch.values is None:
         raise ValueError("gae needs values (B, T) from the critic")
     mask = batch.mask.to(batch.values.dtype)
-    rewards, values = _token_rewards(batch).to(values_dtype := batch.values.dtype), batch.values
-    lam = torch.full_like(values[:, 0], params.lam, dtype=values_dtype)
+    values = batch.values
+    rewards = _token_rewards(batch).to(values.dtype)
+    lam = torch.full_like(values[:, 0], params.lam)
     if params.lam_adaptive_alpha > 0:
         lam = 1 - 1 / (params.lam_adaptive_alpha * mask.sum(-1)).clamp(min=1.0)
     adv = torch.zeros_like(values)
@@ -401,3 +402,24 @@ for _name, _fn, _params, _cite, _formula in _ADVANTAGES:
             }.get(_name, "rewards")
         },
     )(_fn)  # type: ignore[arg-type]
+
+
+# --------------------------------------------------------------------------- DAPO data helpers
+
+
+def dynamic_sampling_keep(rewards: Tensor, group_ids: Tensor) -> Tensor:
+    """DAPO dynamic sampling (Yu+ 2503.14476 eq. 11): bool (B,) keeping groups whose rewards are
+    not all equal (all-correct / all-wrong groups give zero group-relative advantage)."""
+    _, inv, counts = torch.unique(group_ids, return_inverse=True, return_counts=True)
+    return group_std(rewards.to(torch.float64), inv, counts) > 0
+
+
+def overlong_penalty(lengths: Tensor, max_length: int, buffer: int, penalty: float = 1.0) -> Tensor:
+    """DAPO soft overlong punishment (Yu+ 2503.14476 eq. 13), added to the reward:
+    0 if |y| ≤ L_max − L_cache; penalty·((L_max − L_cache) − |y|)/L_cache inside the buffer; −penalty beyond L_max."""
+    if not 0 < buffer <= max_length:
+        raise ValueError(f"overlong buffer={buffer} must be in (0, max_length={max_length}]")
+    start = max_length - buffer
+    inside = (start - lengths.to(torch.float64)) / buffer * penalty
+    out = torch.where(lengths <= start, torch.zeros_like(inside), inside)
+    return torch.where(lengths > max_length, torch.full_like(inside, -penalty), out)

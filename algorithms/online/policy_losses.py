@@ -174,15 +174,14 @@ def _reg_clip(
     )(clipped_surrogate_loss)
 
 
-_reg_clip("ppo_clip", ClipParams, "Schulman+ 1707.06347", "token-mean", "gae", needs_critic=True)
-_reg_clip("dual_clip_ppo", DualClipParams, "Ye+ 1912.09729", "token-mean", "gae", needs_critic=True)
+_reg_clip("ppo_clip", ClipParams, "Schulman+ 1707.06347", "token-mean", "gae")
+_reg_clip("dual_clip_ppo", DualClipParams, "Ye+ 1912.09729", "token-mean", "gae")
 _reg_clip(
     "grpo",
     ClipParams,
     "Shao+ 2402.03300",
     "seq-mean-token-mean",
     "grpo_group_norm",
-    needs_reference=True,
 )
 _reg_clip("dr_grpo", ClipParams, "Liu+ 2503.20783", "seq-mean-token-sum-norm", "dr_grpo_adv")
 _reg_clip("bnpo", ClipParams, "Xiao+ 2506.02864 (TRL variant)", "token-mean", "grpo_group_norm")

@@ -183,6 +183,6 @@ def evaluate(
             hit, tot, dhit, dtot = hit + h, tot + t, dhit + dh, dtot + dt
     return {
         "n_studies": n_studies, "effect": effect, "recovery": found / n_studies,
-        "false_positive_rate": fp / n_studies, "ci_coverage": hit / tot,
-        "diff_ci_coverage": dhit / dtot, "n_cis": tot, "n_diff_cis": dtot,
+        "false_positive_rate": fp / n_studies, "ci_coverage": hit / tot if tot else float("nan"),
+        "diff_ci_coverage": dhit / dtot if dtot else float("nan"), "n_cis": tot, "n_diff_cis": dtot,
     }

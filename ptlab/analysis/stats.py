@@ -40,8 +40,13 @@ def crossed_mean_var(y: np.ndarray) -> MeanVar:
     Seeds and items are both random samples (Clark 1973, "language-as-fixed-effect fallacy"):
     Var(ȳ) = σ²_seed/S + σ²_item/I + σ²_resid/(S·I), estimated by the ANOVA identity
     Var̂ = (MS_seed + MS_item − MS_resid)/(S·I) with Satterthwaite (1946) degrees of freedom.
-    With one item column this is the ordinary s²/S (df S−1); with one seed, s²_items/I
-    (df I−1: the seed-to-seed variance is then not estimable and is not included).
+    With one item column this is the ordinary s²/S (df S−1). With one seed the seed-to-seed
+    variance is not estimable, so no variance is returned (NaN): an items-only interval would be
+    about one trained model, not the algorithm (measured: 66–78% coverage, 20% false inversions).
+
+    Note: when the seed term carries at least half of Var̂, df = S − 1 instead of Satterthwaite:
+    with 2–3 seeds Satterthwaite's df (computed from the same noisy mean squares) undercovers
+    (0.92 at 3 seeds × 100 items, measured); the rule gives 0.95–0.96 at 3–10 seeds.
 
     Args:
         y: scores, shape [S seeds, I items]; I = 1 when only per-seed values exist.
@@ -59,12 +64,12 @@ def crossed_mean_var(y: np.ndarray) -> MeanVar:
         if combo <= ms_resid:
             # Both variance components estimated ≤ 0: the residual term alone is the floor.
             return MeanVar(mean, ms_resid / (s * i), float(df_resid))
+        if ms_seed >= 0.5 * combo:
+            return MeanVar(mean, combo / (s * i), float(s - 1))
         df = combo**2 / (ms_seed**2 / (s - 1) + ms_item**2 / (i - 1) + ms_resid**2 / df_resid)
         return MeanVar(mean, combo / (s * i), float(df))
     if s > 1:
         return MeanVar(mean, float(y[:, 0].var(ddof=1)) / s, float(s - 1))
-    if i > 1:
-        return MeanVar(mean, float(y[0].var(ddof=1)) / i, float(i - 1))
     return MeanVar(mean, float("nan"), 0.0)
 
 

@@ -10,7 +10,6 @@ row of item scores, so comparisons can be paired on the same items.
 from __future__ import annotations
 
 import json
-import math
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -126,29 +125,29 @@ def _numeric(df: pd.DataFrame, column: str, what: str) -> tuple[pd.Series, int]:
     """Column as float; a non-numeric entry → UserError naming row and value; NaN count back."""
     raw = df[column]
     num = pd.to_numeric(raw, errors="coerce")
-    bad = num.isna() & raw.notna() & (raw.astype(str).str.strip() != "")
-    bad &= ~raw.astype(str).str.strip().str.lower().isin({"nan", "none", "null", "na"})
-    if bad.any():
-        idx = bad.idxmax()
-        raise UserError(
-            f"{what} column {column!r} has a non-numeric entry {raw[idx]!r} (row {idx})",
-            "values must be numbers; leave a cell empty for a missing result",
-        )
+    suspect = num.isna() & raw.notna()
+    if suspect.any():
+        text = raw[suspect].astype(str).str.strip()
+        bad = text[(text != "") & ~text.str.lower().isin({"nan", "none", "null", "na"})]
+        if not bad.empty:
+            idx = bad.index[0]
+            raise UserError(
+                f"{what} column {column!r} has a non-numeric entry {raw[idx]!r} (row {idx})",
+                "values must be numbers; leave a cell empty for a missing result",
+            )
     return num.astype(float), int(num.isna().sum())
 
 
-def _labels(df: pd.DataFrame) -> pd.DataFrame:
-    """Key columns as strings (seed 0 and '0' are the same seed; 1.0 → '1')."""
+def _labels(df: pd.DataFrame, columns: Sequence[str] = tuple(_KEY)) -> pd.DataFrame:
+    """Key columns as strings (seed 0, 0.0 and '0' are the same seed)."""
     out = df.copy()
-    for col in _KEY:
-        out[col] = out[col].map(_label)
+    for col in columns:
+        values = out[col]
+        if pd.api.types.is_float_dtype(values) and values.notna().all():
+            whole = (values == values.round()).all()
+            values = values.astype("int64") if whole else values
+        out[col] = values.astype(str)
     return out
-
-
-def _label(v: object) -> str:
-    if isinstance(v, float) and math.isfinite(v) and v.is_integer():
-        return str(int(v))
-    return str(v)
 
 
 def validate_results(table: pd.DataFrame, metric: str | None) -> tuple[pd.DataFrame, str, int]:
@@ -162,7 +161,7 @@ def validate_results(table: pd.DataFrame, metric: str | None) -> tuple[pd.DataFr
         )
     if table.empty:
         raise UserError("results table has no rows")
-    null_keys = table[list(_KEY) + ["metric"]].isna().any(axis=1)
+    null_keys = table[[*_KEY, "metric"]].isna().any(axis=1)
     if null_keys.any():
         idx = null_keys.idxmax()
         col = next(c for c in [*_KEY, "metric"] if pd.isna(table.loc[idx, c]))
@@ -233,8 +232,7 @@ def _validate_items(items: pd.DataFrame) -> tuple[pd.DataFrame, int]:
     missing = [c for c in ITEM_KEYS if c not in items.columns]
     if missing:
         raise UserError(f"items table is missing column(s) {', '.join(map(repr, missing))}")
-    out = _labels(items)
-    out["item_id"] = out["item_id"].map(_label)
+    out = _labels(items, (*_KEY, "item_id"))
     score, n_nan = _numeric(out, "score", "items")
     out = out.assign(score=score)
     if out.duplicated(subset=[*_KEY, "item_id"]).any():

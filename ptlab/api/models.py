@@ -15,6 +15,7 @@ from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
+    ValidationInfo,
     field_validator,
     model_validator,
 )
@@ -55,19 +56,32 @@ class Model(BaseModel):
 # --------------------------------------------------------------------------- shared pieces
 
 
+def _check_name(name: str) -> str:
+    """Reject algorithm names the registry does not know (with close matches)."""
+    hooks.check_algorithm(name, {})
+    return name
+
+
+def _check_params(name: str | None, params: dict[str, ParamValue]) -> dict[str, ParamValue]:
+    """Reject parameter overrides outside the entry's ranges (skipped if the name failed)."""
+    if name is not None:
+        hooks.check_algorithm(name, params)
+    return params
+
+
 class AlgorithmRef(Model):
     """Which registry entry to train with, and overrides of its parameters."""
 
     name: str = Field(min_length=1, description="Registry name or alias, e.g. dpo, simpo, grpo.")
     params: dict[str, ParamValue] = Field(
-        default_factory=dict,
+        default={},
         description="Overrides of the entry's parameters (see `ptlab algorithms show NAME`).",
     )
 
-    @model_validator(mode="after")
-    def _known_to_registry(self) -> AlgorithmRef:
-        hooks.check_algorithm(self.name, self.params)
-        return self
+    _known_name = field_validator("name")(classmethod(lambda cls, v: _check_name(v)))
+    _valid_params = field_validator("params")(
+        classmethod(lambda cls, v, info: _check_params(info.data.get("name"), v))
+    )
 
 
 class LoraSpec(Model):
@@ -77,7 +91,7 @@ class LoraSpec(Model):
     alpha: float = Field(16.0, gt=0, description="Scaling numerator (lora_alpha).")
     dropout: float = Field(0.0, ge=0, lt=1, description="Dropout on adapter inputs.")
     target_modules: list[str] = Field(
-        default_factory=lambda: ["q_proj", "k_proj", "v_proj", "o_proj"],
+        default=["q_proj", "k_proj", "v_proj", "o_proj"],
         min_length=1,
         description="Module names that get adapters.",
     )
@@ -165,7 +179,7 @@ class DataSpec(Model):
     """Training data of one run."""
 
     domain: str = Field("arith", min_length=1, description="arith, algebra, general, or custom.")
-    source: DataSource = Field(default_factory=DataSource)
+    source: DataSource = Field(default=DataSource())
     train_size: int = Field(2000, ge=1, description="Training prompts (items).")
     validation_size: int = Field(200, ge=1, description="Validation items used for tuning.")
     pairs: Literal["given", "self-sampled"] = Field(
@@ -208,7 +222,7 @@ class TrainingSpec(Model):
         ),
     )
 
-    budget: Budget = Field(default_factory=lambda: Budget(steps=100))
+    budget: Budget = Field(default=Budget(steps=100))
     batch_size: int = Field(8, ge=1, description="Prompts (or pairs) per optimizer step.")
     grad_accum: int = Field(1, ge=1, description="Micro-batches per optimizer step.")
     lr: float = Field(1e-5, gt=0, le=1, description="Peak learning rate.")
@@ -252,15 +266,15 @@ class EvalSpec(Model):
     )
 
     domains: list[str] = Field(
-        default_factory=list, description="Domains to evaluate; empty = the training domain."
+        default=[], description="Domains to evaluate; empty = the training domain."
     )
     items: int = Field(200, ge=1, description="Eval items per domain.")
     split: Literal["eval", "validation"] = Field(
         "eval",
         description="Split evaluated: validation for tuning trials (studies), eval otherwise.",
     )
-    pass_k: list[Annotated[int, Field(ge=1)]] = Field(default_factory=lambda: [1])
-    sampling: SamplingSpec = Field(default_factory=SamplingSpec)
+    pass_k: list[Annotated[int, Field(ge=1)]] = Field(default=[1])
+    sampling: SamplingSpec = Field(default=SamplingSpec())
     max_new_tokens: int = Field(64, ge=1)
 
     @model_validator(mode="after")
@@ -307,12 +321,12 @@ class PostTrainingRunSpec(Model):
     algorithm: AlgorithmRef
     model: ModelSpec
     reference: ReferenceSpec | None = None
-    data: DataSpec = Field(default_factory=DataSpec)
-    training: TrainingSpec = Field(default_factory=TrainingSpec)
-    rollout: RolloutSpec = Field(default_factory=RolloutSpec)
-    eval: EvalSpec = Field(default_factory=EvalSpec)
-    resources: ResourcesSpec = Field(default_factory=ResourcesSpec)
-    tracking: TrackingSpec = Field(default_factory=TrackingSpec)
+    data: DataSpec = Field(default=DataSpec())
+    training: TrainingSpec = Field(default=TrainingSpec())
+    rollout: RolloutSpec = Field(default=RolloutSpec())
+    eval: EvalSpec = Field(default=EvalSpec())
+    resources: ResourcesSpec = Field(default=ResourcesSpec())
+    tracking: TrackingSpec = Field(default=TrackingSpec())
     study: str | None = Field(None, description="Owning ComparisonStudy, if any.")
 
 
@@ -337,9 +351,9 @@ Phase = Literal["Pending", "Running", "Succeeded", "Failed"]
 
 class PostTrainingRunStatus(Model):
     phase: Phase = "Pending"
-    conditions: list[Condition] = Field(default_factory=list)
-    progress: Progress = Field(default_factory=Progress)
-    result: dict[str, float] = Field(default_factory=dict)
+    conditions: list[Condition] = Field(default=[])
+    progress: Progress = Field(default=Progress())
+    result: dict[str, float] = Field(default={})
     score: str | None = Field(None, description="Headline metric for `kubectl get`.")
     mlflowRunId: str | None = None
     jobName: str | None = None
@@ -355,8 +369,8 @@ class ObjectMeta(Model):
 
     name: str = Field(min_length=1, max_length=253, pattern=DNS_LABEL.replace("[-a-z0-9]", "[-.a-z0-9]"))
     namespace: str | None = None
-    labels: dict[str, str] = Field(default_factory=dict)
-    annotations: dict[str, str] = Field(default_factory=dict)
+    labels: dict[str, str] = Field(default={})
+    annotations: dict[str, str] = Field(default={})
 
 
 class PostTrainingRun(Model):
@@ -382,20 +396,26 @@ class StudyAlgorithm(Model):
     )
 
     name: str = Field(min_length=1)
-    params: dict[str, ParamValue] = Field(default_factory=dict)
+    params: dict[str, ParamValue] = Field(default={})
     tune: dict[str, list[ParamValue]] = Field(
-        default_factory=dict, description="Grid of parameter values tried on the validation split."
+        default={}, description="Grid of parameter values tried on the validation split."
     )
 
-    @model_validator(mode="after")
-    def _valid(self) -> StudyAlgorithm:
-        hooks.check_algorithm(self.name, self.params)
-        for key, values in self.tune.items():
+    _known_name = field_validator("name")(classmethod(lambda cls, v: _check_name(v)))
+    _valid_params = field_validator("params")(
+        classmethod(lambda cls, v, info: _check_params(info.data.get("name"), v))
+    )
+
+    @field_validator("tune")
+    @classmethod
+    def _valid_grid(cls, tune: dict[str, list[ParamValue]], info: ValidationInfo) -> dict[str, list[ParamValue]]:
+        name, params = info.data.get("name"), info.data.get("params", {})
+        for key, values in tune.items():
             if not values:
                 raise ValueError(f"tune.{key} needs at least one value")
             for value in values:
-                hooks.check_algorithm(self.name, {**self.params, key: value})
-        return self
+                _check_params(name, {**params, key: value})
+        return tune
 
 
 class Scale(Model):
@@ -462,29 +482,29 @@ class RunTemplate(Model):
     """Run fields shared by every run of a study (algorithm/model/seed are filled in)."""
 
     reference: ReferenceSpec | None = None
-    data: DataSpec = Field(default_factory=DataSpec)
-    training: TrainingSpec = Field(default_factory=TrainingSpec)
-    rollout: RolloutSpec = Field(default_factory=RolloutSpec)
-    eval: EvalSpec = Field(default_factory=EvalSpec)
-    resources: ResourcesSpec = Field(default_factory=ResourcesSpec)
-    tracking: TrackingSpec = Field(default_factory=TrackingSpec)
+    data: DataSpec = Field(default=DataSpec())
+    training: TrainingSpec = Field(default=TrainingSpec())
+    rollout: RolloutSpec = Field(default=RolloutSpec())
+    eval: EvalSpec = Field(default=EvalSpec())
+    resources: ResourcesSpec = Field(default=ResourcesSpec())
+    tracking: TrackingSpec = Field(default=TrackingSpec())
 
 
 class ComparisonStudySpec(Model):
     model_config = with_cel(
         cel(
             "self.scales.all(a, self.scales.exists_one(b, b.name == a.name))",
-            "scale names must be unique",
+            "scales must have unique names",
             ".scales",
         ),
         cel(
             "self.algorithms.all(a, self.algorithms.exists_one(b, b.name == a.name))",
-            "algorithm names must be unique",
+            "algorithms must have unique names",
             ".algorithms",
         ),
         cel(
             "self.domains.all(a, self.domains.exists_one(b, b == a))",
-            "domains must be unique",
+            "domains must have unique names",
             ".domains",
         ),
     )
@@ -493,42 +513,44 @@ class ComparisonStudySpec(Model):
     scales: list[Scale] = Field(min_length=1, max_length=32)
     domains: list[str] = Field(min_length=1, max_length=32)
     datasets: dict[str, DataSource] = Field(
-        default_factory=dict, description="Data sources of custom (non-generated) domains."
+        default={}, description="Data sources of custom (non-generated) domains."
     )
-    seeds: Seeds = Field(default_factory=lambda: Seeds(count=3))
+    seeds: Seeds = Field(default=Seeds(count=3))
     budget: Budget = Field(description="Training budget, equal for every algorithm.")
-    tune: TuneSpec = Field(default_factory=TuneSpec)
-    template: RunTemplate = Field(default_factory=RunTemplate)
+    tune: TuneSpec = Field(default=TuneSpec())
+    template: RunTemplate = Field(default=RunTemplate())
     parallelism: int = Field(4, ge=1, le=10000)
-    analysis: AnalysisSpec = Field(default_factory=AnalysisSpec)
+    analysis: AnalysisSpec = Field(default=AnalysisSpec())
     suspend: bool = Field(False, description="Pause creating new runs.")
 
     @field_validator("domains")
     @classmethod
     def _domain_names(cls, domains: list[str]) -> list[str]:
+        _require_unique("domains", domains)
         for name in domains:
             if not re.fullmatch(r"[a-z0-9][a-z0-9_-]*", name):
                 raise ValueError(f"domain {name!r} must be lower-case letters, digits, - or _")
         return domains
 
-    @model_validator(mode="after")
-    def _unique_names(self) -> ComparisonStudySpec:
-        for label, names in (
-            ("scale", [s.name for s in self.scales]),
-            ("algorithm", [a.name for a in self.algorithms]),
-            ("domain", list(self.domains)),
-        ):
-            dupes = sorted({n for n in names if names.count(n) > 1})
-            if dupes:
-                raise ValueError(f"{label} names must be unique (duplicate: {dupes[0]})")
-        return self
+    @field_validator("scales", "algorithms")
+    @classmethod
+    def _unique_names(cls, items: list[Any], info: ValidationInfo) -> list[Any]:
+        _require_unique(str(info.field_name), [item.name for item in items])
+        return items
+
+
+def _require_unique(label: str, names: list[str]) -> None:
+    """Raise naming the first duplicate, e.g. ``scales must have unique names (duplicate: s1)``."""
+    dupes = sorted({n for n in names if names.count(n) > 1})
+    if dupes:
+        raise ValueError(f"{label} must have unique names (duplicate: {dupes[0]})")
 
 
 class Ranking(Model):
     model_config = ConfigDict(extra="allow")
     scale: str
     domain: str
-    algorithms: list[dict[str, Any]] = Field(default_factory=list)
+    algorithms: list[dict[str, Any]] = Field(default=[])
 
 
 class StudyRuns(Model):
@@ -543,13 +565,13 @@ class ComparisonStudyStatus(Model):
     model_config = ConfigDict(extra="forbid")
 
     phase: Phase = "Pending"
-    conditions: list[Condition] = Field(default_factory=list)
-    runs: StudyRuns = Field(default_factory=StudyRuns)
+    conditions: list[Condition] = Field(default=[])
+    runs: StudyRuns = Field(default=StudyRuns())
     progress: str | None = Field(None, description="Succeeded/total, for `kubectl get`.")
     best: str | None = Field(None, description="Recommendation summary, for `kubectl get`.")
-    rankings: list[Ranking] = Field(default_factory=list)
-    inversions: list[dict[str, Any]] = Field(default_factory=list)
-    recommendations: list[dict[str, Any]] = Field(default_factory=list)
+    rankings: list[Ranking] = Field(default=[])
+    inversions: list[dict[str, Any]] = Field(default=[])
+    recommendations: list[dict[str, Any]] = Field(default=[])
     reportUri: str | None = None
     mlflowRunId: str | None = None
     message: str | None = None

@@ -9,7 +9,11 @@ import typer
 
 from ptlab import __version__
 from ptlab.cli import crds as crds_cli
+from ptlab.cli import study as study_cli
+from ptlab.cli import train as train_cli
+from ptlab.cli.analyze import analyze as analyze_cmd
 from ptlab.cli.common import console_err, run_guarded
+from ptlab.cli.operator import operator as operator_cmd
 from ptlab.cli.validate import validate
 
 app = typer.Typer(
@@ -21,6 +25,10 @@ app = typer.Typer(
 )
 app.command()(validate)
 app.add_typer(crds_cli.app, name="crds")
+app.command(name="analyze")(analyze_cmd)
+app.add_typer(study_cli.app, name="study")
+app.command(name="operator")(operator_cmd)
+app.command(name="train")(train_cli.train)
 
 
 def _version(value: bool) -> None:

@@ -27,7 +27,8 @@ ACCOUNTING = ("n_items", "train_tokens", "flops", "wall_s")
 
 NON_METRICS = frozenset({*ACCOUNTING, "step", "steps", "seed", "generated_tokens", "status"})
 RESULT_FILE = "result.json"
-SPEC_FILE = "spec.json"
+RUN_FILE = "run.json"
+"""The PostTrainingRun the executor hands to ``ptlab train`` (the trainer writes spec.json)."""
 ITEMS_FILE = Path("eval") / "items.jsonl"
 METRICS_FILE = "metrics.jsonl"
 ERROR_FILE = "error.json"
@@ -49,9 +50,10 @@ class RunOutcome:
 
 
 def _number(value: Any) -> float | None:
+    """A JSON number as it is (ints stay ints in the CSV), anything else → None."""
     if isinstance(value, bool) or not isinstance(value, int | float):
         return None
-    return float(value)
+    return value
 
 
 def parse_result(data: Mapping[str, Any]) -> RunOutcome:
@@ -117,8 +119,13 @@ def last_step(run_dir: Path) -> int | None:
     return None
 
 
-def result_rows(study: str, run: PlannedRun, outcome: RunOutcome) -> list[dict[str, Any]]:
-    """One results-table row per metric of a succeeded run (none for a failed one)."""
+def result_rows(
+    study: str, run: PlannedRun, outcome: RunOutcome, n_items: int | None = None
+) -> list[dict[str, Any]]:
+    """One results-table row per metric of a succeeded run (none for a failed one).
+
+    ``n_items`` fills the column when result.json does not report it.
+    """
     if outcome.status != "succeeded":
         return []
     base = {
@@ -127,6 +134,8 @@ def result_rows(study: str, run: PlannedRun, outcome: RunOutcome) -> list[dict[s
         "seed": run.seed,
     }
     extra = {key: outcome.accounting.get(key) for key in ACCOUNTING}
+    if extra["n_items"] is None:
+        extra["n_items"] = n_items
     return [
         {**base, "metric": metric, "value": value, **extra}
         for metric, value in sorted(outcome.metrics.items())
@@ -210,13 +219,13 @@ def write_tables(out: Path, study: str, runs: Sequence[PlannedRun], run_dir: Any
         outcome = read_outcome(run_dir(run))
         if outcome is None:
             continue
-        rows = result_rows(study, run, outcome)
+        scored = list(item_rows(study, run, run_dir(run))) if outcome.status == "succeeded" else []
+        rows = result_rows(study, run, outcome, len(scored) or None)
         if run.phase == "tune":
             tuning_rows.extend(rows)
         else:
             final_rows.extend(rows)
-            if outcome.status == "succeeded":
-                items.extend(item_rows(study, run, run_dir(run)))
+            items.extend(scored)
     return Tables(
         write_csv(out / "results.csv", final_rows, RESULT_COLUMNS),
         write_csv(out / "tuning.csv", tuning_rows, RESULT_COLUMNS),

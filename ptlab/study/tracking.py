@@ -43,6 +43,11 @@ def reachable(uri: str, timeout_s: float = 3.0) -> str | None:
         return str(getattr(err, "reason", err))
 
 
+def trainer_uri(run: PlannedRun) -> str | None:
+    """Where the trainer itself logs this run (its spec, else ``MLFLOW_TRACKING_URI``)."""
+    return run.spec.tracking.mlflow_uri or os.environ.get("MLFLOW_TRACKING_URI")
+
+
 def child_tags(study: str, run: PlannedRun) -> dict[str, str]:
     """Tags of a child run: what MLflow's compare view groups and filters by."""
     return {
@@ -132,7 +137,7 @@ class StudyTracker:
             return None
         try:
             return fn(*args)
-        except Exception as err:  # noqa: BLE001 - tracking must never stop a study
+        except Exception as err:  # tracking must never stop a study
             self.error = f"{type(err).__name__}: {str(err).splitlines()[0] if str(err) else ''}"
             return None
 
@@ -192,9 +197,10 @@ class StudyTracker:
 
     def _child(self, parent_id: str, study: str, run: PlannedRun, run_dir: Path) -> str:
         id_file = run_dir / TRAINER_RUN_ID
+        shared = trainer_uri(run) == self.uri  # the trainer logs to this server too
         client = self.client()
         run_id: str | None = None
-        if id_file.is_file():
+        if shared and id_file.is_file():
             run_id = id_file.read_text().strip() or None
         if run_id is None:
             found = self.find(**{"ptlab.study": study, "ptlab.spec_hash": run.spec_hash})
@@ -203,8 +209,8 @@ class StudyTracker:
             created = client.create_run(self.experiment_id(), run_name=run.name,
                                         tags={**child_tags(study, run), "mlflow.parentRunId": parent_id})
             run_id = str(created.info.run_id)
-        id_file.parent.mkdir(parents=True, exist_ok=True)
-        if not id_file.is_file():
+        if shared and not id_file.is_file():
+            id_file.parent.mkdir(parents=True, exist_ok=True)
             id_file.write_text(run_id)
         return run_id
 
@@ -224,7 +230,7 @@ class StudyTracker:
         done = self.find(**{"ptlab.study": study, "ptlab.spec_hash": run.spec_hash, LOGGED: "1"})
         if done:
             return str(done[0].info.run_id)
-        streamed = (run_dir / TRAINER_RUN_ID).is_file()
+        streamed = trainer_uri(run) == self.uri and (run_dir / TRAINER_RUN_ID).is_file()
         run_id = self._child(parent_id, study, run, run_dir)
         client = self.client()
         existing = client.get_run(run_id).data.params
