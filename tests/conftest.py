@@ -20,8 +20,8 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from tests.support import servers  # noqa: E402
-from tests.support.kube import KubeAPI, register_builtin_resources  # noqa: E402
+from tests.support import servers
+from tests.support.kube import KubeAPI, register_builtin_resources
 
 os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")

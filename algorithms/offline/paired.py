@@ -446,7 +446,8 @@ def wpo_loss(batch: PairedBatch, params: WpoParams) -> LossOutput:
         (batch.policy_rejected_logps, batch.rejected_mask, batch.rejected_log_sum_sq, "rejected_log_sum_sq"),
     ):
         aligned = logps - require(lss, field, "wpo") if params.weights == "aligned" else logps
-        weights.append(torch.exp(seq_logps(aligned.detach(), mask, "mean")))
+        # Clamp: for valid inputs mean(log p − log Σp²) ≤ log V ≪ 80; only inconsistent inputs reach it.
+        weights.append(torch.exp(torch.clamp(seq_logps(aligned.detach(), mask, "mean"), max=80.0)))
     loss = -F.logsigmoid(params.beta * (h_w - h_l)) * weights[0] * weights[1]
     out = _out(loss, params.beta, h_w, h_l)
     out.metrics["wpo/weight"] = (weights[0] * weights[1]).detach()

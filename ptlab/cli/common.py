@@ -42,7 +42,7 @@ def run_guarded(fn: Callable[[], Any]) -> int:
     except KeyboardInterrupt:
         error_line("interrupted; results written so far are kept")
         return 130
-    except Exception as err:  # noqa: BLE001 - the CLI boundary: never print a traceback
+    except Exception as err:  # the CLI boundary: never print a traceback
         if os.environ.get("PTLAB_DEBUG"):
             raise
         error_line(f"internal error: {type(err).__name__}: {err} (rerun with PTLAB_DEBUG=1)")

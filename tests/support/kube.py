@@ -84,7 +84,7 @@ class KubeAPI:
         ) as resp:
             try:
                 data = await resp.json(content_type=None)
-            except Exception:  # noqa: BLE001 - non-JSON error bodies are returned as text
+            except Exception:  # non-JSON error bodies are returned as text
                 data = await resp.text()
             return resp.status, data
 

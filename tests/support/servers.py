@@ -40,7 +40,7 @@ def wait_http(url: str, timeout: float, proc: subprocess.Popen | None = None, **
             with urllib.request.urlopen(url, timeout=2, **kw) as resp:  # type: ignore[arg-type]
                 if resp.status == 200:
                     return
-        except Exception as err:  # noqa: BLE001 - keep polling until the deadline
+        except Exception as err:  # keep polling until the deadline
             last = err
         time.sleep(0.3)
     raise TimeoutError(f"{url} not ready after {timeout:.0f} s ({last})")

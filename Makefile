@@ -1,0 +1,40 @@
+# ptlab: the two commands of the README are `make quickstart` and `make test`.
+PYTHON ?= python3
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+
+.PHONY: install quickstart test test-main test-vllm test-tools lint bench crds docs clean
+
+# Create the venv and install ptlab with its dev extra (CPU: torch==2.13.0 is pinned).
+install: $(BIN)/ptlab
+$(BIN)/ptlab: pyproject.toml setup.py
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -e ".[dev]"
+	touch $@
+
+# Install, then run the embedded default: the quickstart study on this CPU with tiny models.
+quickstart: install
+	$(BIN)/ptlab study run examples/quickstart.yaml --out ptlab-out/quickstart
+
+# Everything the tests need (Prometheus, helm/kubectl, the CPU vLLM venv), then the suite.
+test: install test-tools
+	$(BIN)/python -m pytest -q -p no:cacheprovider --timeout=1200
+	bash scripts/setup_vllm_venv.sh
+	bash scripts/run_vllm_tests.sh
+
+test-tools:
+	@command -v prometheus >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq prometheus; }
+	$(BIN)/python scripts/get_k8s_tools.py bin >/dev/null
+
+lint: install
+	$(BIN)/ruff check .
+
+bench: install
+	$(BIN)/python -m benchmarks.run_all
+
+crds: install
+	$(BIN)/ptlab crds generate
+
+clean:
+	rm -rf ptlab-out .pytest_cache
