@@ -23,8 +23,14 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from tests.support import servers
 from tests.support.kube import KubeAPI, register_builtin_resources
 
+ROOT = Path(__file__).resolve().parent.parent
 os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+# One zoo/reference cache for the whole test session (the tiny models are built once).
+os.environ.setdefault("PTLAB_CACHE", str(ROOT / ".cache" / "ptlab"))
+# Tests never reach a model hub: hub code paths are exercised with local files.
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
 
 
 @pytest.fixture(scope="session")

@@ -25,6 +25,7 @@ app = typer.Typer(
 )
 app.command()(validate)
 app.add_typer(crds_cli.app, name="crds")
+app.add_typer(crds_cli.docs_app, name="docs")
 app.command(name="analyze")(analyze_cmd)
 app.add_typer(study_cli.app, name="study")
 app.command(name="operator")(operator_cmd)

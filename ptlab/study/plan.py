@@ -587,7 +587,7 @@ def extend_seeds(
             decisions.append(Decision("sequential", subject, f"still unresolved at the maximum of {limit} seeds", {"seeds": count}))
         else:
             out[cell] = count + 1
-            decisions.append(Decision("sequential", subject, f"unresolved with {count} seeds: adding seed {count + 1}", {"seeds": count + 1}))
+            decisions.append(Decision("sequential", subject, f"unresolved with {count} seeds: one more seed ({count + 1} in all)", {"seeds": count + 1}))
     return out, decisions
 
 

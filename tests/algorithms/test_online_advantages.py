@@ -115,15 +115,16 @@ def test_reinforce_pp_batch_whitening_hand_computed() -> None:
 
 
 def test_gdpo_per_reward_normalisation_hand_computed() -> None:
-    # two rewards, one group of 2: each normalises to ±1/(√2·... ) then the sum is batch-whitened
     r = torch.tensor([[1.0, 0.0], [0.0, 0.0]], dtype=D)
     batch = RewardBatch(rewards=r, mask=torch.ones(2, 2, dtype=D), group_ids=torch.tensor([0, 0]))
-    adv = _adv("gdpo", batch, std_eps=0.0, scale="none")[:, 0]
-    # reward 1: mean .5, std (unbiased) √.5 → ±0.7071; reward 2: constant → 0/0 guarded by ε=0 → nan? use ε>0
-    assert torch.isnan(adv).any() or torch.allclose(adv.abs(), torch.full((2,), 0.5**0.5, dtype=D))
+    # reward 1: mean .5, unbiased std √.5 → ±0.5/(√.5 + ε); reward 2 is constant → 0; sum = reward 1's
     adv = _adv("gdpo", batch, std_eps=1e-4, scale="none")[:, 0]
     s = 0.5 / (math.sqrt(0.5) + 1e-4)
     torch.testing.assert_close(adv, torch.tensor([s, -s], dtype=D))
+    # then whitened over the batch: (±s − 0)/(std([s, −s]) + ε) with std = s·√2
+    adv = _adv("gdpo", batch, std_eps=1e-4)[:, 0]
+    w = s / (s * math.sqrt(2) + 1e-4)
+    torch.testing.assert_close(adv, torch.tensor([w, -w], dtype=D))
 
 
 def test_gpg_alpha_counts_informative_groups() -> None:

@@ -69,9 +69,10 @@ async def test_study_creates_children_up_to_parallelism_and_analyses_results(k8s
     assert status["runs"] == {"total": 4, "pending": 0, "running": 0, "succeeded": 4, "failed": 0}
     assert status["progress"] == "4/4"
     (ranking,) = status["rankings"]
-    # fake outcomes: dpo 0.70/0.71, orpo 0.50/0.51 (seeds 0, 1) → means 0.705 and 0.505
+    # fake outcomes: dpo 0.70/0.71, orpo 0.50/0.49 (seeds 0, 1) → means 0.705 and 0.495;
+    # paired differences 0.20, 0.22: t = 0.21 / (0.01414/√2) = 21, df 1 → p ≈ 0.03 < 0.05
     means = {a["algorithm"]: a["mean"] for a in ranking["algorithms"]}
-    assert means == {"dpo": pytest.approx(0.705), "orpo": pytest.approx(0.505)}
+    assert means == {"dpo": pytest.approx(0.705), "orpo": pytest.approx(0.495)}
     (rec,) = status["recommendations"]
     assert rec["best"] == ["dpo"]
     assert status["best"] == "s1/arith: dpo"

@@ -103,7 +103,9 @@ def test_study_runs_tunes_on_validation_and_writes_the_results_table(
     items = [json.loads(line) for line in (tmp_path / "items.jsonl").read_text().splitlines()]
     assert len(items) == 400 and all(i["item_id"].startswith("eval-") for i in items)
     analysis = json.loads((tmp_path / "analysis.json").read_text())
-    assert analysis["recommendations"][0]["best"] == ["good"]
+    means = {a["algorithm"]: a["mean"] for a in analysis["rankings"][0]["algorithms"]}
+    assert means == pytest.approx({a: (got[(a, 0)] + got[(a, 1)]) / 2 for a in ("good", "bad")})
+    assert analysis["recommendations"][0]["best"][0] == "good"
     plan = json.loads((tmp_path / "plan.json").read_text())
     assert {r["status"] for r in plan["runs"]} == {"succeeded"}
     assert any(d["kind"] == "tuning-choice" and d["data"]["params"] == {"bonus": 0.3}
@@ -157,8 +159,10 @@ def test_sequential_seeds_run_until_resolved_or_max(
     seeds = {(r.algorithm, r.seed) for r in done.plan.runs}
     assert seeds == {(a, s) for a in ("good", "bad") for s in range(4)}
     plan = json.loads((tmp_path / "plan.json").read_text())
-    assert [d["detail"] for d in plan["decisions"] if d["kind"] == "sequential"][:2] == [
-        "unresolved with 2 seeds: adding seed 3", "unresolved with 3 seeds: adding seed 4"]
+    assert [d["detail"] for d in plan["decisions"] if d["detail"].startswith("unresolved")] == [
+        "unresolved with 2 seeds: one more seed (3 in all)",
+        "unresolved with 3 seeds: one more seed (4 in all)",
+        "still unresolved at the maximum of 4 seeds"]
     # clearly separated means: resolved with the initial seeds, nothing added
     monkeypatch.setenv("FAKE_MEANS", json.dumps({"good": 0.9, "bad": 0.1}))
     out = tmp_path / "separated"

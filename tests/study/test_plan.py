@@ -209,7 +209,7 @@ def test_sequential_seeds_only_for_unresolved_cells() -> None:
                    "0.5B_arith": ["kto"], "0.5B_algebra": ["dpo"]}), {})
     assert seeds == {("1M", "arith"): 3, ("1M", "algebra"): 2,
                      ("0.5B", "arith"): 2, ("0.5B", "algebra"): 2}
-    assert any(d.subject == "1M/arith" and "adding seed 3" in d.detail for d in decisions)
+    assert any(d.subject == "1M/arith" and "one more seed (3 in all)" in d.detail for d in decisions)
     plan = plan_study(s, Observations({}, seeds))
     per_cell: dict[tuple[str, str], set[int]] = {}
     for run in plan.runs:
