@@ -318,15 +318,15 @@ class TrackingSpec(Model):
 class PostTrainingRunSpec(Model):
     """One training run of one algorithm at one scale on one domain with one seed."""
 
-    algorithm: AlgorithmRef
-    model: ModelSpec
-    reference: ReferenceSpec | None = None
-    data: DataSpec = Field(default=DataSpec())
-    training: TrainingSpec = Field(default=TrainingSpec())
-    rollout: RolloutSpec = Field(default=RolloutSpec())
-    eval: EvalSpec = Field(default=EvalSpec())
-    resources: ResourcesSpec = Field(default=ResourcesSpec())
-    tracking: TrackingSpec = Field(default=TrackingSpec())
+    algorithm: AlgorithmRef = Field(description="Registry entry and parameter overrides.")
+    model: ModelSpec = Field(description="The policy to train.")
+    reference: ReferenceSpec | None = Field(None, description="Reference policy (default: the model).")
+    data: DataSpec = Field(default=DataSpec(), description="Training data.")
+    training: TrainingSpec = Field(default=TrainingSpec(), description="Optimisation and budget.")
+    rollout: RolloutSpec = Field(default=RolloutSpec(), description="Generation (online methods).")
+    eval: EvalSpec = Field(default=EvalSpec(), description="Held-out evaluation.")
+    resources: ResourcesSpec = Field(default=ResourcesSpec(), description="Compute (cluster).")
+    tracking: TrackingSpec = Field(default=TrackingSpec(), description="MLflow tracking.")
     study: str | None = Field(None, description="Owning ComparisonStudy, if any.")
 
 
@@ -420,7 +420,7 @@ class StudyAlgorithm(Model):
 
 class Scale(Model):
     name: str = Field(min_length=1, description="Scale label, e.g. 0.5B or s1.")
-    model: ModelSpec
+    model: ModelSpec = Field(description="Model at this scale.")
 
 
 class SequentialSeeds(Model):
@@ -460,10 +460,12 @@ class Seeds(Model):
 
 
 class AnalysisSpec(Model):
-    metric: str = Field("accuracy", min_length=1)
-    alpha: float = Field(0.05, gt=0, lt=1)
-    equivalence_margin: float = Field(0.02, ge=0)
-    bootstrap: int = Field(2000, ge=100, le=1_000_000)
+    metric: str = Field("accuracy", min_length=1, description="Eval metric compared.")
+    alpha: float = Field(0.05, gt=0, lt=1, description="Family-wise significance level (Holm).")
+    equivalence_margin: float = Field(
+        0.02, ge=0, description="TOST margin: differences within it count as equivalent."
+    )
+    bootstrap: int = Field(2000, ge=100, le=1_000_000, description="Bootstrap resamples.")
 
 
 class TuneSpec(Model):
@@ -509,18 +511,24 @@ class ComparisonStudySpec(Model):
         ),
     )
 
-    algorithms: list[StudyAlgorithm] = Field(min_length=1, max_length=128)
-    scales: list[Scale] = Field(min_length=1, max_length=32)
-    domains: list[str] = Field(min_length=1, max_length=32)
+    algorithms: list[StudyAlgorithm] = Field(
+        min_length=1, max_length=128, description="Algorithms compared (names unique)."
+    )
+    scales: list[Scale] = Field(
+        min_length=1, max_length=32, description="Model scales (names unique), smallest first."
+    )
+    domains: list[str] = Field(
+        min_length=1, max_length=32, description="Domains: arith, algebra, general or a dataset."
+    )
     datasets: dict[str, DataSource] = Field(
         default={}, description="Data sources of custom (non-generated) domains."
     )
-    seeds: Seeds = Field(default=Seeds(count=3))
+    seeds: Seeds = Field(default=Seeds(count=3), description="Seeds per cell (fixed or sequential).")
     budget: Budget = Field(description="Training budget, equal for every algorithm.")
-    tune: TuneSpec = Field(default=TuneSpec())
-    template: RunTemplate = Field(default=RunTemplate())
-    parallelism: int = Field(4, ge=1, le=10000)
-    analysis: AnalysisSpec = Field(default=AnalysisSpec())
+    tune: TuneSpec = Field(default=TuneSpec(), description="Equal tuning budget per algorithm.")
+    template: RunTemplate = Field(default=RunTemplate(), description="Fields shared by every run.")
+    parallelism: int = Field(4, ge=1, le=10000, description="Runs executing at once.")
+    analysis: AnalysisSpec = Field(default=AnalysisSpec(), description="Statistics settings.")
     suspend: bool = Field(False, description="Pause creating new runs.")
 
     @field_validator("domains")

@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import datetime
+import inspect
 import json
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
@@ -55,14 +56,16 @@ async def install(api: KubeAPI, pytorchjob: bool = True) -> None:
 
 
 async def eventually(
-    check: Callable[[], Awaitable[Any]], timeout: float = 20.0, interval: float = 0.05
+    check: Callable[[], Awaitable[Any] | Any], timeout: float = 20.0, interval: float = 0.05
 ) -> Any:
     """Poll ``check`` until it returns a truthy value; fail with the last value on timeout."""
     loop = asyncio.get_running_loop()
     deadline = loop.time() + timeout
     last: Any = None
     while loop.time() < deadline:
-        last = await check()
+        last = check()
+        if inspect.isawaitable(last):
+            last = await last
         if last:
             return last
         await asyncio.sleep(interval)
