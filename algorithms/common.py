@@ -12,6 +12,7 @@ loss); token-level losses simply give such a row zero contribution.
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any, Literal
 
 import torch
@@ -184,7 +185,30 @@ def random_batch(
     """A random, valid batch of ``kind`` (an ``InputKind``) with right-padding and every optional
     field filled, for contract tests and benchmarks. Log-probs are in (−3, 0); every row has ≥1 token.
     """
-    gen = torch.Generator().manual_seed(seed)
+    batch = _random_batch(kind, batch_size, seq_len, vocab, torch.Generator().manual_seed(seed), dtype)
+    return _fill_optional(batch, torch.Generator().manual_seed(seed + 1), dtype)
+
+
+def _fill_optional(batch: Any, gen: torch.Generator, dtype: torch.dtype) -> Any:
+    """Fill optional (B, T) fields added later by naming convention: ``*_mask`` and ``*_logps``."""
+    ref = next((f for f in ("mask", "chosen_mask", "step_mask") if hasattr(batch, f)), None)
+    if ref is None:
+        return batch
+    b, t = getattr(batch, ref).shape
+    filled: dict[str, Tensor] = {}
+    for f in dataclasses.fields(batch):
+        if getattr(batch, f.name) is None and f.name.endswith("_mask"):
+            filled[f.name] = _lengths_mask(b, t, gen).to(dtype)
+    for f in dataclasses.fields(batch):
+        if getattr(batch, f.name) is None and f.name.endswith("_logps"):
+            mask = filled.get(f.name.replace("_logps", "_mask"), getattr(batch, ref))
+            filled[f.name] = _token_logps((b, t), gen, dtype) * mask
+    return dataclasses.replace(batch, **filled)
+
+
+def _random_batch(
+    kind: str, batch_size: int, seq_len: int, vocab: int, gen: torch.Generator, dtype: torch.dtype
+) -> Any:
     b, t = batch_size, seq_len
 
     def lp() -> Tensor:
@@ -263,14 +287,14 @@ def random_batch(
             returns=torch.randn(b, t, generator=gen, dtype=dtype) * mask,
             entropy=torch.rand(b, t, generator=gen, dtype=dtype) * mask,
             rewards=torch.rand(b, generator=gen, dtype=dtype),
-            group_ids=torch.arange(b) // 2,
+            group_ids=torch.zeros(b, dtype=torch.long),
         )
     if kind == "rewards":
         mask = msk()
         return RewardBatch(
             rewards=torch.rand(b, generator=gen, dtype=dtype),
             mask=mask,
-            group_ids=torch.arange(b) // 2,
+            group_ids=torch.zeros(b, dtype=torch.long),
             token_rewards=torch.rand(b, t, generator=gen, dtype=dtype) * mask,
             values=torch.randn(b, t, generator=gen, dtype=dtype) * mask,
             baseline_rewards=torch.rand(b, generator=gen, dtype=dtype),

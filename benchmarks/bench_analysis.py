@@ -19,18 +19,18 @@ import os
 os.environ.setdefault("OMP_NUM_THREADS", "2")
 os.environ.setdefault("OPENBLAS_NUM_THREADS", "2")
 
-import json  # noqa: E402
-import time  # noqa: E402
-from pathlib import Path  # noqa: E402
+import json
+import time
+from pathlib import Path
 
-import numpy as np  # noqa: E402
-import pandas as pd  # noqa: E402
-from scipy import stats as sps  # noqa: E402
+import numpy as np
+import pandas as pd
+from scipy import stats as sps
 
-from ptlab.analysis import analyze  # noqa: E402
-from ptlab.analysis.bootstrap import bootstrap_means, calibrate  # noqa: E402
-from ptlab.analysis.stats import crossed_mean_var  # noqa: E402
-from ptlab.analysis.table import prepare  # noqa: E402
+from ptlab.analysis import analyze
+from ptlab.analysis.bootstrap import bootstrap_means, calibrate
+from ptlab.analysis.stats import crossed_mean_var
+from ptlab.analysis.table import prepare
 
 N_BOOT, REPEATS = 2000, 3
 SHAPE = {"algorithm": 10, "scale": 4, "domain": 50, "seed": 50}

@@ -111,10 +111,35 @@ def build_reporter(
 
 
 def evaluate_policy(outcome: Outcome, ctx: RunContext) -> dict[str, float]:
-    """Held-out evaluation of the trained policy (writes eval/items.jsonl)."""
+    """Held-out evaluation of the trained policy on every eval domain (eval/items.jsonl).
+
+    Items are the same for every seed and algorithm (seed 0 of the split) so that runs can be
+    compared item by item; sampling for pass@k uses the run's seed. With several domains the
+    metrics are prefixed ``<domain>/`` and ``accuracy`` is their mean.
+    """
+    from ptlab.trainer.domains import get_domain
     from ptlab.trainer.evaluation import evaluate
 
-    return dict(evaluate(outcome.model, outcome.tokenizer, ctx.spec, ctx.out_dir))
+    spec = ctx.spec
+    model = getattr(outcome.model, "lm", outcome.model)  # reward models: their language model
+    model.eval()
+    n_samples = spec.eval.sampling.n if spec.eval.sampling.n > 1 else 0
+    domains = spec.eval.domains or [spec.data.domain]
+    per_domain = {}
+    for name in domains:
+        domain = get_domain(name)
+        per_domain[name] = evaluate(
+            model, outcome.tokenizer, domain, domain.items(spec.eval.split, spec.eval.items, seed=0),
+            max_new_tokens=spec.eval.max_new_tokens,
+            pass_k=[k for k in spec.eval.pass_k if k <= n_samples], n_samples=n_samples,
+            temperature=spec.eval.sampling.temperature, seed=spec.training.seed,
+            out_dir=ctx.out_dir / "eval",
+        )
+    if len(domains) == 1:
+        return per_domain[domains[0]]
+    merged = {f"{d}/{k}": v for d, m in per_domain.items() for k, v in m.items()}
+    merged["accuracy"] = sum(m["accuracy"] for m in per_domain.values()) / len(domains)
+    return merged
 
 
 def train(run_or_spec: Any, out_dir: str | Path, *, metrics_port: int | None = None) -> dict[str, Any]:

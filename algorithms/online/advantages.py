@@ -57,7 +57,7 @@ def _outcome(batch: RewardBatch, name: str) -> Tensor:
     return batch.rewards
 
 
-def _token_rewards(batch: RewardBatch) -> Tensor:
+def outcome_token_rewards(batch: RewardBatch) -> Tensor:
     """Per-token rewards; an outcome reward is placed on the last completion token."""
     if batch.token_rewards is not None:
         return batch.token_rewards
@@ -229,7 +229,7 @@ def remax_advantage(batch: RewardBatch, params: NoParams) -> AdvantageOutput:
             "remax needs baseline_rewards (B,): the reward of the greedy completion per prompt"
         )
     mask = batch.mask.to(batch.rewards.dtype)
-    returns = discounted_returns(_token_rewards(batch), mask, 1.0)
+    returns = discounted_returns(outcome_token_rewards(batch), mask, 1.0)
     return AdvantageOutput(
         advantages=returns - batch.baseline_rewards.unsqueeze(-1) * mask, returns=returns
     )
@@ -246,7 +246,7 @@ def reinforce_pp_advantage(batch: RewardBatch, params: ReinforcePPParams) -> Adv
     """REINFORCE++ (Hu+ 2501.03262 §3): reward-to-go G_t (token KL penalty already in the token rewards),
     whitened over all valid tokens of the batch (global normalisation, no critic)."""
     mask = batch.mask.to(batch.rewards.dtype)
-    returns = discounted_returns(_token_rewards(batch), mask, params.gamma)
+    returns = discounted_returns(outcome_token_rewards(batch), mask, params.gamma)
     return AdvantageOutput(advantages=masked_whiten(returns, mask) * mask, returns=returns)
 
 
@@ -283,7 +283,7 @@ def gae_advantage(batch: RewardBatch, params: GaeParams) -> AdvantageOutput:
         raise ValueError("gae needs values (B, T) from the critic")
     mask = batch.mask.to(batch.values.dtype)
     values = batch.values
-    rewards = _token_rewards(batch).to(values.dtype)
+    rewards = outcome_token_rewards(batch).to(values.dtype)
     lam = torch.full_like(values[:, 0], params.lam)
     if params.lam_adaptive_alpha > 0:
         lam = 1 - 1 / (params.lam_adaptive_alpha * mask.sum(-1)).clamp(min=1.0)
@@ -401,7 +401,7 @@ for _name, _fn, _params, _cite, _formula in _ADVANTAGES:
                 "prime_adv": "token_rewards",
             }.get(_name, "rewards")
         },
-    )(_fn)  # type: ignore[arg-type]
+    )(_fn)
 
 
 # --------------------------------------------------------------------------- DAPO data helpers

@@ -44,7 +44,7 @@ class CriticModel(nn.Module):
     def __init__(self, backbone: nn.Module, hidden_size: int | None = None) -> None:
         super().__init__()
         self.backbone = backbone
-        size = hidden_size if hidden_size is not None else backbone.config.hidden_size  # type: ignore[union-attr]
+        size = hidden_size if hidden_size is not None else getattr(backbone, "config").hidden_size  # noqa: B009
         self.head = ValueHead(int(size))
 
     def forward(self, input_ids: Tensor, attention_mask: Tensor, prompt_length: int) -> Tensor:

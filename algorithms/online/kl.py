@@ -31,6 +31,11 @@ def kl_estimate(logps: Tensor, ref_logps: Tensor, estimator: str) -> Tensor:
     return KL_ESTIMATORS[estimator](logps - ref_logps)
 
 
+def _masked_kl(logps: Tensor, ref_logps: Tensor, mask: Tensor, estimator: str) -> Tensor:
+    """Per-token KL of the behaviour policy (no grad), zero on padding."""
+    return kl_estimate(logps.detach(), ref_logps, estimator) * mask.to(logps.dtype)
+
+
 def kl_penalized_rewards(
     rewards: Tensor,
     logps: Tensor,
@@ -39,12 +44,11 @@ def kl_penalized_rewards(
     coef: float,
     estimator: str = "k1",
 ) -> Tensor:
-    """Outcome rewards minus β·Σ_t KL_t (KL placed in the reward, as TRL's RLOO and InstructGPT).
+    """Outcome rewards (B,) minus β·Σ_t KL_t (KL in the reward, as TRL's RLOO and InstructGPT).
 
-    Args: rewards (B,); logps/ref_logps/mask (B, T), logps from the behaviour policy (no grad).
+    Args: logps/ref_logps/mask (B, T), logps from the behaviour policy.
     """
-    kl = kl_estimate(logps.detach(), ref_logps, estimator) * mask.to(logps.dtype)
-    return rewards - coef * kl.sum(-1)
+    return rewards - coef * _masked_kl(logps, ref_logps, mask, estimator).sum(-1)
 
 
 def kl_penalized_token_rewards(
@@ -55,6 +59,5 @@ def kl_penalized_token_rewards(
     coef: float,
     estimator: str = "k1",
 ) -> Tensor:
-    """Per-token rewards minus β·KL_t (for GAE / REINFORCE++ with a token-level penalty, verl)."""
-    kl = kl_estimate(logps.detach(), ref_logps, estimator) * mask.to(logps.dtype)
-    return token_rewards - coef * kl
+    """Per-token rewards (B, T) minus β·KL_t (GAE / REINFORCE++ with a token-level penalty, verl)."""
+    return token_rewards - coef * _masked_kl(logps, ref_logps, mask, estimator)

@@ -251,4 +251,4 @@ for _name, _fn, _params, _cite, _formula, _ref, _trainer in _PREF:
         needs_reference=_ref,
         needs_rollouts=True,
         trainer=_trainer,
-    )(_fn)  # type: ignore[arg-type]
+    )(_fn)

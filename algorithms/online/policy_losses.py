@@ -156,47 +156,6 @@ class VapoParams(DapoParams):
     nll_coef: float = param(0.1, ge=0, doc="μ: weight of the NLL on completions with reward > 0")
 
 
-def _reg_clip(
-    name: str, params: type, citation: str, aggregation: str, advantage: str, **meta: object
-) -> None:
-    register(
-        name,
-        family="online-rl",
-        role="policy_loss",
-        input_kind="rollout",
-        params=params,
-        citation=citation,
-        formula="-min(r*A, clip(r, 1-eps_low, 1+eps_high)*A)",
-        needs_rollouts=True,
-        needs_old_logps=True,
-        trainer={"aggregation": aggregation, "advantage": advantage},
-        **meta,  # type: ignore[arg-type]
-    )(clipped_surrogate_loss)
-
-
-_reg_clip("ppo_clip", ClipParams, "Schulman+ 1707.06347", "token-mean", "gae")
-_reg_clip("dual_clip_ppo", DualClipParams, "Ye+ 1912.09729", "token-mean", "gae")
-_reg_clip(
-    "grpo",
-    ClipParams,
-    "Shao+ 2402.03300",
-    "seq-mean-token-mean",
-    "grpo_group_norm",
-)
-_reg_clip("dr_grpo", ClipParams, "Liu+ 2503.20783", "seq-mean-token-sum-norm", "dr_grpo_adv")
-_reg_clip("bnpo", ClipParams, "Xiao+ 2506.02864 (TRL variant)", "token-mean", "grpo_group_norm")
-_reg_clip("dapo", DapoParams, "Yu+ 2503.14476", "token-mean", "grpo_group_norm")
-_reg_clip("gspo", GspoParams, "Zheng+ 2507.18071", "seq-mean-token-mean", "grpo_group_norm")
-_reg_clip(
-    "luspo",
-    GspoParams,
-    "LUSPO 2602.05261 (TRL loss_type='luspo')",
-    "seq-mean-token-sum",
-    "grpo_group_norm",
-)
-_reg_clip("passk_training", ClipParams, "Chen+ 2508.10751", "token-mean", "passk")
-
-
 def vapo_loss(batch: RolloutBatch, params: VapoParams) -> LossOutput:
     """VAPO policy loss (Yue+ 2504.05118 eq. 8–9): clip-higher PPO + μ·NLL on positive samples.
 
@@ -214,26 +173,6 @@ def vapo_loss(batch: RolloutBatch, params: VapoParams) -> LossOutput:
         metrics=out.metrics,
         token_level=True,
     )
-
-
-register(
-    "vapo",
-    family="online-rl",
-    role="policy_loss",
-    input_kind="rollout",
-    params=VapoParams,
-    citation="Yue+ 2504.05118",
-    formula="clip-higher PPO - mu*1[R>0]*log pi",
-    needs_rollouts=True,
-    needs_old_logps=True,
-    needs_critic=True,
-    trainer={
-        "aggregation": "token-mean",
-        "advantage": "gae",
-        "critic_lam": 1.0,
-        "lam_adaptive_alpha": 0.05,
-    },
-)(vapo_loss)
 
 
 # --------------------------------------------------------------------------- rollout correction
@@ -273,6 +212,11 @@ def rollout_is_weights(batch: RolloutBatch, mode: str, level: str, lo: float, hi
     raise ValueError(f"rollout correction mode={mode!r} is not one of ['truncate', 'mask']")
 
 
+_IS_CITE = (
+    "Yao+ 2025 'Your efficient RL framework secretly brings you off-policy RL training'; verl"
+)
+
+
 def _rollout_corrected(mode: str) -> Callable[[RolloutBatch, RolloutISParams], LossOutput]:
     def loss_fn(batch: RolloutBatch, params: RolloutISParams) -> LossOutput:
         w = rollout_is_weights(batch, mode, params.is_level, params.is_min, params.is_max)
@@ -286,25 +230,6 @@ def _rollout_corrected(mode: str) -> Callable[[RolloutBatch, RolloutISParams], L
     return loss_fn
 
 
-for _name, _mode in (("tis", "truncate"), ("mis", "mask")):
-    register(
-        _name,
-        family="online-rl",
-        role="policy_loss",
-        input_kind="rollout",
-        params=RolloutISParams,
-        citation="Yao+ 2025 'Your efficient RL framework secretly brings you off-policy RL training'; verl",
-        formula=f"clip-surrogate * {_mode}(pi_old/pi_rollout)",
-        needs_rollouts=True,
-        needs_old_logps=True,
-        trainer={
-            "aggregation": "token-mean",
-            "advantage": "grpo_group_norm",
-            "rollout_logps": True,
-        },
-    )(_rollout_corrected(_mode))
-
-
 # --------------------------------------------------------------------------- REINFORCE / GPG
 
 
@@ -313,28 +238,6 @@ def reinforce_loss(batch: RolloutBatch, params: NoParams) -> LossOutput:
     return LossOutput(
         loss=-batch.advantages * batch.logps, metrics=_base_metrics(batch), token_level=True
     )
-
-
-register(
-    "reinforce",
-    family="online-rl",
-    role="policy_loss",
-    input_kind="rollout",
-    citation="Williams 1992",
-    formula="-A * log pi",
-    needs_rollouts=True,
-    trainer={"aggregation": "seq-mean-token-sum", "advantage": "reinforce_pp"},
-)(reinforce_loss)
-register(
-    "gpg",
-    family="online-rl",
-    role="policy_loss",
-    input_kind="rollout",
-    citation="Chu+ 2504.02546",
-    formula="-A_gpg * log pi (no clip, no KL)",
-    needs_rollouts=True,
-    trainer={"aggregation": "token-mean", "advantage": "gpg_adv"},
-)(reinforce_loss)
 
 
 # --------------------------------------------------------------------------- CISPO
@@ -374,20 +277,6 @@ def cispo_loss(batch: RolloutBatch, params: CispoParams) -> LossOutput:
     )
 
 
-register(
-    "cispo",
-    family="online-rl",
-    role="policy_loss",
-    input_kind="rollout",
-    params=CispoParams,
-    citation="MiniMax-M1 2506.13585",
-    formula="-sg(clip(r)) * A * log pi",
-    needs_rollouts=True,
-    needs_old_logps=True,
-    trainer={"aggregation": "token-mean", "advantage": "grpo_group_norm"},
-)(cispo_loss)
-
-
 # --------------------------------------------------------------------------- SAPO
 
 
@@ -409,20 +298,6 @@ def sapo_loss(batch: RolloutBatch, params: SapoParams) -> LossOutput:
     tau = torch.where(batch.advantages > 0, params.tau_pos, params.tau_neg)
     loss = -torch.sigmoid(tau * (ratio - 1)) * 4 / tau * batch.advantages
     return LossOutput(loss=loss, metrics=_base_metrics(batch), token_level=True)
-
-
-register(
-    "sapo",
-    family="online-rl",
-    role="policy_loss",
-    input_kind="rollout",
-    params=SapoParams,
-    citation="Gao+ (Qwen) 2511.20347",
-    formula="-(4/tau) * sigmoid(tau*(r-1)) * A",
-    needs_rollouts=True,
-    needs_old_logps=True,
-    trainer={"aggregation": "seq-mean-token-mean", "advantage": "grpo_group_norm"},
-)(sapo_loss)
 
 
 # --------------------------------------------------------------------------- VESPO
@@ -462,20 +337,6 @@ def vespo_loss(batch: RolloutBatch, params: VespoParams) -> LossOutput:
     )
 
 
-register(
-    "vespo",
-    family="online-rl",
-    role="policy_loss",
-    input_kind="rollout",
-    params=VespoParams,
-    citation="VESPO 2602.10693 (TRL loss_type='vespo')",
-    formula="-sg(phi(w_seq)) * A * log pi",
-    needs_rollouts=True,
-    needs_old_logps=True,
-    trainer={"aggregation": "token-mean", "advantage": "grpo_group_norm"},
-)(vespo_loss)
-
-
 # --------------------------------------------------------------------------- GMPO
 
 
@@ -507,20 +368,6 @@ def gmpo_loss(batch: RolloutBatch, params: GmpoParams) -> LossOutput:
         | _clip_metrics(torch.exp(d), adv.expand_as(d), batch.mask, lo, hi),
         token_level=True,
     )
-
-
-register(
-    "gmpo",
-    family="online-rl",
-    role="policy_loss",
-    input_kind="rollout",
-    params=GmpoParams,
-    citation="Zhao+ 2507.20673",
-    formula="-A * exp(mean_t clip(log r_t))",
-    needs_rollouts=True,
-    needs_old_logps=True,
-    trainer={"aggregation": "seq-mean-token-mean", "advantage": "grpo_group_norm"},
-)(gmpo_loss)
 
 
 # --------------------------------------------------------------------------- Clip-Cov / KL-Cov
@@ -589,32 +436,6 @@ def kl_cov_loss(batch: RolloutBatch, params: KlCovParams) -> LossOutput:
     )
 
 
-register(
-    "clip_cov",
-    family="online-rl",
-    role="policy_loss",
-    input_kind="rollout",
-    params=ClipCovParams,
-    citation="Cui+ 2505.22617",
-    formula="clip-surrogate with grad detached on high-covariance tokens",
-    needs_rollouts=True,
-    needs_old_logps=True,
-    trainer={"aggregation": "token-mean", "advantage": "grpo_group_norm"},
-)(clip_cov_loss)
-register(
-    "kl_cov",
-    family="online-rl",
-    role="policy_loss",
-    input_kind="rollout",
-    params=KlCovParams,
-    citation="Cui+ 2505.22617",
-    formula="-r*A + beta*|log r| on top-k covariance tokens",
-    needs_rollouts=True,
-    needs_old_logps=True,
-    trainer={"aggregation": "token-mean", "advantage": "grpo_group_norm"},
-)(kl_cov_loss)
-
-
 # --------------------------------------------------------------------------- PRIME implicit PRM
 
 
@@ -645,19 +466,235 @@ def prime_loss(batch: RolloutBatch, params: PrimeParams) -> LossOutput:
     )
 
 
-register(
-    "prime",
-    family="online-rl",
-    role="loss",
-    input_kind="rollout",
-    params=PrimeParams,
-    citation="Cui+ 2502.01456",
-    formula="BCE(sigmoid(beta * sum_t log(pi_phi/pi_ref)), outcome)",
-    needs_reference=True,
-    needs_rollouts=True,
-    trainer={
-        "aggregation": "seq-mean-token-mean",
-        "model": "implicit_prm",
-        "advantage": "prime_adv",
-    },
-)(prime_loss)
+# --------------------------------------------------------------------------- registration
+
+_CLIP = "-min(r*A, clip(r, 1-eps_low, 1+eps_high)*A)"
+_TOKEN, _SEQ, _SUM, _NORM = (
+    "token-mean",
+    "seq-mean-token-mean",
+    "seq-mean-token-sum",
+    "seq-mean-token-sum-norm",
+)
+_GN = "grpo_group_norm"
+
+# name, fn, Params, citation, formula, paper aggregation, default advantage, extra metadata
+_POLICY_LOSSES: tuple[
+    tuple[str, Callable[..., LossOutput], type, str, str, str, str, dict[str, object]], ...
+] = (
+    (
+        "ppo_clip",
+        clipped_surrogate_loss,
+        ClipParams,
+        "Schulman+ 1707.06347",
+        _CLIP,
+        _TOKEN,
+        "gae",
+        {},
+    ),
+    (
+        "dual_clip_ppo",
+        clipped_surrogate_loss,
+        DualClipParams,
+        "Ye+ 1912.09729",
+        _CLIP + ", min(., -c*A) if A<0",
+        _TOKEN,
+        "gae",
+        {},
+    ),
+    ("grpo", clipped_surrogate_loss, ClipParams, "Shao+ 2402.03300", _CLIP, _SEQ, _GN, {}),
+    (
+        "dr_grpo",
+        clipped_surrogate_loss,
+        ClipParams,
+        "Liu+ 2503.20783",
+        _CLIP,
+        _NORM,
+        "dr_grpo_adv",
+        {},
+    ),
+    (
+        "bnpo",
+        clipped_surrogate_loss,
+        ClipParams,
+        "Xiao+ 2506.02864 (TRL loss_type='bnpo')",
+        _CLIP,
+        _TOKEN,
+        _GN,
+        {},
+    ),
+    ("dapo", clipped_surrogate_loss, DapoParams, "Yu+ 2503.14476", _CLIP, _TOKEN, _GN, {}),
+    (
+        "gspo",
+        clipped_surrogate_loss,
+        GspoParams,
+        "Zheng+ 2507.18071",
+        _CLIP + ", r = exp(mean_t log r_t)",
+        _SEQ,
+        _GN,
+        {},
+    ),
+    (
+        "luspo",
+        clipped_surrogate_loss,
+        GspoParams,
+        "LUSPO 2602.05261 (TRL loss_type='luspo')",
+        _CLIP + ", sequence r",
+        _SUM,
+        _GN,
+        {},
+    ),
+    (
+        "passk_training",
+        clipped_surrogate_loss,
+        ClipParams,
+        "Chen+ 2508.10751",
+        _CLIP + " with pass@k A",
+        _TOKEN,
+        "passk",
+        {},
+    ),
+    (
+        "vapo",
+        vapo_loss,
+        VapoParams,
+        "Yue+ 2504.05118",
+        "clip-higher PPO - mu*1[R>0]*log pi",
+        _TOKEN,
+        "gae",
+        {"needs_critic": True},
+    ),
+    (
+        "tis",
+        _rollout_corrected("truncate"),
+        RolloutISParams,
+        _IS_CITE,
+        _CLIP + " * clamp(pi_old/pi_rollout)",
+        _TOKEN,
+        _GN,
+        {},
+    ),
+    (
+        "mis",
+        _rollout_corrected("mask"),
+        RolloutISParams,
+        _IS_CITE,
+        _CLIP + " * mask(pi_old/pi_rollout)",
+        _TOKEN,
+        _GN,
+        {},
+    ),
+    (
+        "reinforce",
+        reinforce_loss,
+        NoParams,
+        "Williams 1992",
+        "-A * log pi",
+        _SUM,
+        "reinforce_pp",
+        {"needs_old_logps": False},
+    ),
+    (
+        "gpg",
+        reinforce_loss,
+        NoParams,
+        "Chu+ 2504.02546",
+        "-A_gpg * log pi (no clip, no KL)",
+        _TOKEN,
+        "gpg_adv",
+        {"needs_old_logps": False},
+    ),
+    (
+        "cispo",
+        cispo_loss,
+        CispoParams,
+        "MiniMax-M1 2506.13585",
+        "-sg(clip(r)) * A * log pi",
+        _TOKEN,
+        _GN,
+        {},
+    ),
+    (
+        "sapo",
+        sapo_loss,
+        SapoParams,
+        "Gao+ (Qwen) 2511.20347",
+        "-(4/tau) * sigmoid(tau*(r-1)) * A",
+        _SEQ,
+        _GN,
+        {},
+    ),
+    (
+        "vespo",
+        vespo_loss,
+        VespoParams,
+        "VESPO 2602.10693 (TRL loss_type='vespo')",
+        "-sg(phi(w_seq)) * A * log pi",
+        _TOKEN,
+        _GN,
+        {},
+    ),
+    (
+        "gmpo",
+        gmpo_loss,
+        GmpoParams,
+        "Zhao+ 2507.20673",
+        "-A * exp(mean_t clip(log r_t))",
+        _SEQ,
+        _GN,
+        {},
+    ),
+    (
+        "clip_cov",
+        clip_cov_loss,
+        ClipCovParams,
+        "Cui+ 2505.22617",
+        _CLIP + ", grad detached on high-cov tokens",
+        _TOKEN,
+        _GN,
+        {},
+    ),
+    (
+        "kl_cov",
+        kl_cov_loss,
+        KlCovParams,
+        "Cui+ 2505.22617",
+        "-r*A + beta*|log r| on top-k cov tokens",
+        _TOKEN,
+        _GN,
+        {},
+    ),
+    (
+        "prime",
+        prime_loss,
+        PrimeParams,
+        "Cui+ 2502.01456",
+        "BCE(sigmoid(beta * sum_t log(pi_phi/pi_ref)), outcome)",
+        _SEQ,
+        "prime_adv",
+        {
+            "role": "loss",
+            "needs_reference": True,
+            "needs_old_logps": False,
+            "model": "implicit_prm",
+        },
+    ),
+)
+
+for _name, _fn, _params, _cite, _formula, _agg, _adv, _extra in _POLICY_LOSSES:
+    _flags = {
+        k: _extra[k] for k in ("needs_critic", "needs_reference", "needs_old_logps") if k in _extra
+    }
+    _meta = {k: v for k, v in _extra.items() if k not in (*_flags, "role")}
+    register(
+        _name,
+        family="online-rl",
+        role=_extra.get("role", "policy_loss"),
+        input_kind="rollout",
+        params=_params,
+        citation=_cite,
+        formula=_formula,
+        needs_rollouts=True,
+        needs_old_logps=bool(_flags.pop("needs_old_logps", True)),
+        trainer={"aggregation": _agg, "advantage": _adv, **_meta},
+        **_flags,
+    )(_fn)

@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ptlab.algorithms import registry
+from ptlab.algorithms.online.advantages import outcome_token_rewards
 from ptlab.algorithms.online.aggregation import AGGREGATIONS, aggregate, masked_mean
 from ptlab.algorithms.online.critic import value_loss
 from ptlab.algorithms.online.kl import (
@@ -108,13 +109,13 @@ class OnlineRecipe:
 
     @property
     def needs_critic(self) -> bool:
-        return (
+        return bool(
             registry.get(self.policy_loss).needs_critic or registry.get(self.advantage).needs_critic
         )
 
     @property
     def needs_old_logps(self) -> bool:
-        return registry.get(self.policy_loss).needs_old_logps
+        return bool(registry.get(self.policy_loss).needs_old_logps)
 
 
 @dataclass(frozen=True)
@@ -298,10 +299,13 @@ def rewards_for_advantage(
     if old_logps is None or ref_logps is None:
         raise ValueError(f"{recipe.name}: KL in the reward needs old_logps and ref_logps")
     if recipe.advantage in _TOKEN_REWARD_ADVANTAGES:
-        from ptlab.algorithms.online.advantages import _token_rewards
-
         token = kl_penalized_token_rewards(
-            _token_rewards(batch), old_logps, ref_logps, batch.mask, opts.kl_coef, opts.kl_estimator
+            outcome_token_rewards(batch),
+            old_logps,
+            ref_logps,
+            batch.mask,
+            opts.kl_coef,
+            opts.kl_estimator,
         )
         return dataclasses.replace(batch, token_rewards=token)
     rewards = kl_penalized_rewards(

@@ -25,13 +25,17 @@ def multinomial_counts(rng: np.random.Generator, n: int, n_boot: int) -> np.ndar
     """
     if n == 1:
         return np.ones((n_boot, 1))
-    flat = rng.integers(0, n, size=(n_boot, n)) + n * np.arange(n_boot)[:, None]
+    flat = rng.integers(0, n, size=(n_boot, n), dtype=np.int32)
+    flat += n * np.arange(n_boot, dtype=np.int32)[:, None]
     return np.bincount(flat.ravel(), minlength=n_boot * n).reshape(n_boot, n).astype(float)
 
 
 def bootstrap_means(cell: Cell, n_boot: int, rng: np.random.Generator) -> np.ndarray:
     """[n_boot, K] bootstrap means of each algorithm of the cell (hierarchical: seeds, items)."""
     n_items = cell.n_items
+    if cell.paired_seeds and n_items == 1:  # the common case: one matmul
+        y = np.stack([v[:, 0] for v in cell.scores], axis=1)  # [S, K]
+        return multinomial_counts(rng, y.shape[0], n_boot) @ y / y.shape[0]
     c_item = multinomial_counts(rng, n_items, n_boot)
     if cell.paired_seeds:
         y = np.stack(cell.scores)  # [K, S, I]
@@ -59,15 +63,14 @@ def calibrate(
     NaN intervals and constant draws.
     """
     center = np.array([e.mean for e in est])
+    se = np.array([e.se if e.testable else np.nan for e in est])
+    df = np.array([e.df if e.testable else 1.0 for e in est])
     sd_boot = boot.std(axis=0, ddof=1)
+    ok = np.isfinite(se) & (sd_boot > 0)
     z = float(sps.norm.ppf(1 - alpha / 2))
-    factor = np.zeros(len(est))
-    for k, e in enumerate(est):
-        if e.testable and sd_boot[k] > 0:
-            factor[k] = float(sps.t.ppf(1 - alpha / 2, e.df)) * e.se / (z * sd_boot[k])
+    factor = np.where(ok, sps.t.ppf(1 - alpha / 2, df) * se / (z * np.where(ok, sd_boot, 1)), 0)
     draws = center + factor * (boot - center)
     lo, hi = np.quantile(draws, [alpha / 2, 1 - alpha / 2], axis=0)
-    ok = factor > 0
     return draws, np.where(ok, lo, np.nan), np.where(ok, hi, np.nan)
 
 

@@ -29,7 +29,9 @@ from ptlab.analysis.stats import (
     holm,
     kendall_tau_b,
     min_detectable_effect,
+    pair_signs,
     t_test,
+    tau_b_from_signs,
     tost_equivalent,
     welch_combine,
 )
@@ -78,22 +80,28 @@ def _clean(obj: Any) -> Any:
     return obj
 
 
-@dataclass(frozen=True)
-class _Pair:
-    a: str
-    b: str
-    diff: MeanVar
-
-
 def _pair_diff(cell: Cell, i: int, j: int) -> MeanVar:
-    """a − b: paired on shared seeds (and items) when ≥ 2 seeds (or items) are shared, else Welch."""
+    """a − b: paired on shared seeds (and items) when ≥ 2 seeds are shared, else Welch."""
     sa, sb = cell.seeds[i], cell.seeds[j]
-    shared = [s for s in sa if s in set(sb)]
-    if len(shared) >= 2 or (shared and cell.n_items > 1):
-        ia = [sa.index(s) for s in shared]
-        ib = [sb.index(s) for s in shared]
+    pos_b = {s: n for n, s in enumerate(sb)}
+    shared = [(n, pos_b[s]) for n, s in enumerate(sa) if s in pos_b]
+    if len(shared) >= 2:
+        ia, ib = (list(x) for x in zip(*shared, strict=True))
         return crossed_mean_var(cell.scores[i][ia] - cell.scores[j][ib])
     return welch_combine(crossed_mean_var(cell.scores[i]), crossed_mean_var(cell.scores[j]))
+
+
+def _pair_diffs(cell: Cell, pairs: list[tuple[int, int]]) -> tuple[np.ndarray, ...]:
+    """(mean, var, df) arrays of a − b for all pairs; one vectorised pass when the cell has
+    shared seeds and one value per seed (the paired t test), else per pair."""
+    if cell.paired_seeds and cell.n_items == 1 and len(cell.seeds[0]) >= 2:
+        y = np.stack([v[:, 0] for v in cell.scores])  # [K, S]
+        ia, ib = (np.array(x) for x in zip(*pairs, strict=True))
+        d = y[ia] - y[ib]
+        s = d.shape[1]
+        return d.mean(axis=1), d.var(axis=1, ddof=1) / s, np.full(len(pairs), s - 1.0)
+    diffs = [_pair_diff(cell, i, j) for i, j in pairs]
+    return tuple(np.array([getattr(d, f) for d in diffs]) for f in ("mean", "var", "df"))
 
 
 def _analyze_cell(
@@ -105,33 +113,35 @@ def _analyze_cell(
     draws, lo, hi = calibrate(bootstrap_means(cell, n_boot, rng), est, alpha)
     testable = all(e.testable for e in est)
     p_best = prob_best(draws) if testable else np.full(len(names), np.nan)
-    pairs = [_Pair(names[i], names[j], _pair_diff(cell, i, j)) for i, j in _index_pairs(names)]
-    tests = [t_test(p.diff, alpha) for p in pairs]
-    p_adj = holm(np.array([t.p_value for t in tests]))
-    better = dict.fromkeys(names, 0)
-    comparisons = []
-    for p, t, pa in zip(pairs, tests, p_adj, strict=True):
-        sig = bool(np.isfinite(pa) and pa < alpha)
-        if sig:
-            better[p.b if t.diff > 0 else p.a] += 1
-        comparisons.append(
-            {"scale": cell.scale, "domain": cell.domain, "a": p.a, "b": p.b, "diff": t.diff,
-             "ci_low": t.ci_low, "ci_high": t.ci_high, "p_value": t.p_value,
-             "p_adjusted": float(pa), "significant": sig,
-             "equivalent": tost_equivalent(p.diff, margin, alpha)}
-        )
+    pairs = _index_pairs(names)
+    mean, var, df = _pair_diffs(cell, pairs)
+    test = t_test(mean, var, df, alpha)
+    p_adj = holm(test.p_value)
+    sig = np.isfinite(p_adj) & (p_adj < alpha)
+    equivalent = tost_equivalent(mean, var, df, margin, alpha)
+    better = np.zeros(len(names), dtype=int)
+    for (i, j), d, is_sig in zip(pairs, mean, sig, strict=True):
+        better[j if d > 0 else i] += bool(is_sig)
+    comparisons = [
+        {"scale": cell.scale, "domain": cell.domain, "a": names[i], "b": names[j],
+         "diff": float(mean[n]), "ci_low": float(test.ci_low[n]),
+         "ci_high": float(test.ci_high[n]), "p_value": float(test.p_value[n]),
+         "p_adjusted": float(p_adj[n]), "significant": bool(sig[n]),
+         "equivalent": bool(equivalent[n])}
+        for n, (i, j) in enumerate(pairs)
+    ]
     algos = [
         {"algorithm": n, "mean": e.mean, "ci_low": float(lo[k]), "ci_high": float(hi[k]),
-         "n": int(cell.scores[k].shape[0]), "rank": 1 + better[n], "p_best": float(p_best[k])}
+         "n": int(cell.scores[k].shape[0]), "rank": 1 + int(better[k]),
+         "p_best": float(p_best[k])}
         for k, (n, e) in enumerate(zip(names, est, strict=True))
     ]
     algos.sort(key=lambda r: (r["rank"], -r["mean"], r["algorithm"]))
     best = [r["algorithm"] for r in algos if r["rank"] == 1]
-    mde = _cell_mde([p.diff for p in pairs], alpha, len(pairs))
     recommendation = {
         "scale": cell.scale, "domain": cell.domain, "best": best,
         "p_best": float(sum(r["p_best"] for r in algos if r["rank"] == 1)),
-        "min_detectable_effect": mde,
+        "min_detectable_effect": _cell_mde(var, df, alpha, len(pairs)),
     }
     ranking = {"scale": cell.scale, "domain": cell.domain, "algorithms": algos}
     return ranking, comparisons, recommendation, draws
@@ -141,15 +151,14 @@ def _index_pairs(names: Sequence[str]) -> list[tuple[int, int]]:
     return list(itertools.combinations(range(len(names)), 2))
 
 
-def _cell_mde(diffs: list[MeanVar], alpha: float, m: int) -> float:
+def _cell_mde(var: np.ndarray, df: np.ndarray, alpha: float, m: int) -> float:
     """Minimum detectable difference at 80% power for the cell's seeds (and items): the median
     pairwise standard error, at the Bonferroni level α/m (the strictest step of Holm)."""
-    ok = [d for d in diffs if d.testable]
-    if not ok:
+    ok = np.isfinite(var) & (var > 0) & (df >= 1)
+    if not ok.any():
         return float("nan")
-    se = float(np.median([d.se for d in ok]))
-    df = float(np.median([d.df for d in ok]))
-    return min_detectable_effect(se, df, alpha / max(m, 1), POWER)
+    se = float(np.median(np.sqrt(var[ok])))
+    return min_detectable_effect(se, float(np.median(df[ok])), alpha / max(m, 1), POWER)
 
 
 def _rank_correlations(
@@ -162,6 +171,7 @@ def _rank_correlations(
 ) -> list[dict[str, Any]]:
     """Kendall τ-b of mean rankings for every pair of scales in a domain, bootstrap CI."""
     out = []
+    signs: dict[tuple[str, str], np.ndarray] = {}
     present = [s for s in scales if (s, domain) in rankings]
     for sa, sb in itertools.combinations(present, 2):
         ka, kb = (sa, domain), (sb, domain)
@@ -175,13 +185,32 @@ def _rank_correlations(
         tau = float(kendall_tau_b([means_a[n] for n in common], [means_b[n] for n in common]))
         lo = hi = float("nan")
         if _has_ci(rankings[ka]) and _has_ci(rankings[kb]):
-            taus = kendall_tau_b(draws[ka][:, ia], draws[kb][:, ib])
+            taus = _draw_taus(draws, ka, kb, ia, ib, signs)
             taus = taus[np.isfinite(taus)]
             if taus.size:
                 lo, hi = (float(q) for q in np.quantile(taus, [alpha / 2, 1 - alpha / 2]))
         out.append({"domain": domain, "scale_a": sa, "scale_b": sb, "kendall_tau": tau,
                     "ci_low": lo, "ci_high": hi})
     return out
+
+
+def _draw_taus(
+    draws: dict[tuple[str, str], np.ndarray],
+    ka: tuple[str, str],
+    kb: tuple[str, str],
+    ia: list[int],
+    ib: list[int],
+    signs: dict[tuple[str, str], np.ndarray],
+) -> np.ndarray:
+    """τ-b per bootstrap draw between two cells; pair signs of a cell are computed once when
+    both cells hold the same algorithms (the usual case)."""
+    full_a, full_b = len(ia) == draws[ka].shape[1], len(ib) == draws[kb].shape[1]
+    if not (full_a and full_b and ia == ib):
+        return kendall_tau_b(draws[ka][:, ia], draws[kb][:, ib])
+    for key in (ka, kb):
+        if key not in signs:
+            signs[key] = pair_signs(draws[key])
+    return tau_b_from_signs(signs[ka], signs[kb])
 
 
 def _has_ci(ranking: dict[str, Any]) -> bool:
@@ -191,8 +220,12 @@ def _has_ci(ranking: dict[str, Any]) -> bool:
 def _inversions(
     comparisons: list[dict[str, Any]], scales: Sequence[str], domain: str
 ) -> list[dict[str, Any]]:
-    """Pairs whose order flips between two scales; significant iff significant at both."""
-    by = {(c["scale"], c["a"], c["b"]): c for c in comparisons if c["domain"] == domain}
+    """Pairs whose order flips between two scales; significant iff significant at both.
+
+    Args:
+        comparisons: the comparison rows of this domain.
+    """
+    by = {(c["scale"], c["a"], c["b"]): c for c in comparisons}
     pairs = sorted({(a, b) for _, a, b in by})
     out = []
     for a, b in pairs:
@@ -252,9 +285,12 @@ def analyze(
         comparisons.extend(comps)
         recommendations.append(rec)
     correlations, inversions = [], []
+    by_domain: dict[str, list[dict[str, Any]]] = {d: [] for d in prep.domains}
+    for c in comparisons:
+        by_domain[c["domain"]].append(c)
     for domain in prep.domains:
         correlations += _rank_correlations(rankings, draws, order, prep.scales, domain, alpha)
-        inversions += _inversions(comparisons, prep.scales, domain)
+        inversions += _inversions(by_domain[domain], prep.scales, domain)
     return AnalysisResult(
         rankings=list(rankings.values()), comparisons=comparisons,
         rank_correlations=correlations, inversions=inversions, recommendations=recommendations,

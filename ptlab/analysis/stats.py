@@ -31,7 +31,7 @@ class MeanVar:
     @property
     def testable(self) -> bool:
         """True when a t-based inference is possible (a positive variance and df ≥ 1)."""
-        return bool(np.isfinite(self.var) and self.var > 0 and self.df >= 1)
+        return bool(_testable(np.asarray(self.var), np.asarray(self.df)))
 
 
 def crossed_mean_var(y: np.ndarray) -> MeanVar:
@@ -83,30 +83,42 @@ def welch_combine(a: MeanVar, b: MeanVar) -> MeanVar:
 
 @dataclass(frozen=True)
 class TTest:
-    """Two-sided t test of a difference against 0, with a (1−α) CI; fields NaN if untestable."""
+    """Two-sided t tests of differences against 0 with (1−α) CIs; NaN where untestable.
+    Fields are arrays shaped like the input (0-d for a single test)."""
 
-    diff: float
-    ci_low: float
-    ci_high: float
-    p_value: float
-
-
-def t_test(d: MeanVar, alpha: float) -> TTest:
-    """t = d/se with d.df degrees of freedom; CI = d ± t_{1−α/2, df}·se."""
-    if not d.testable:
-        nan = float("nan")
-        return TTest(d.mean, nan, nan, nan)
-    half = float(sps.t.ppf(1 - alpha / 2, d.df)) * d.se
-    p = 2.0 * float(sps.t.sf(abs(d.mean) / d.se, d.df))
-    return TTest(d.mean, d.mean - half, d.mean + half, p)
+    diff: np.ndarray
+    ci_low: np.ndarray
+    ci_high: np.ndarray
+    p_value: np.ndarray
 
 
-def tost_equivalent(d: MeanVar, margin: float, alpha: float) -> bool:
-    """Two one-sided tests (Schuirmann 1987): the (1−2α) CI of d lies inside (−margin, margin)."""
-    if margin <= 0 or not d.testable:
-        return False
-    half = float(sps.t.ppf(1 - alpha, d.df)) * d.se
-    return bool(d.mean - half > -margin and d.mean + half < margin)
+def _testable(var: np.ndarray, df: np.ndarray) -> np.ndarray:
+    return np.isfinite(var) & (var > 0) & (df >= 1)
+
+
+def t_test(mean: np.ndarray, var: np.ndarray, df: np.ndarray, alpha: float) -> TTest:
+    """t = mean/se with df degrees of freedom; CI = mean ± t_{1−α/2, df}·se (vectorised)."""
+    mean, var, df = (np.asarray(a, dtype=float) for a in (mean, var, df))
+    ok = _testable(var, df)
+    se = np.sqrt(np.where(ok, var, 1.0))
+    dfs = np.where(ok, df, 1.0)
+    half = sps.t.ppf(1 - alpha / 2, dfs) * se
+    p = 2.0 * sps.t.sf(np.abs(mean) / se, dfs)
+    nan = np.nan
+    return TTest(mean, np.where(ok, mean - half, nan), np.where(ok, mean + half, nan),
+                 np.where(ok, p, nan))
+
+
+def tost_equivalent(
+    mean: np.ndarray, var: np.ndarray, df: np.ndarray, margin: float, alpha: float
+) -> np.ndarray:
+    """Two one-sided tests (Schuirmann 1987): the (1−2α) CI lies inside (−margin, margin)."""
+    mean, var, df = (np.asarray(a, dtype=float) for a in (mean, var, df))
+    if margin <= 0:
+        return np.zeros(mean.shape, dtype=bool)
+    ok = _testable(var, df)
+    half = sps.t.ppf(1 - alpha, np.where(ok, df, 1.0)) * np.sqrt(np.where(ok, var, 1.0))
+    return ok & (mean - half > -margin) & (mean + half < margin)
 
 
 def holm(p: np.ndarray) -> np.ndarray:
@@ -126,20 +138,25 @@ def holm(p: np.ndarray) -> np.ndarray:
     return out
 
 
-def kendall_tau_b(x: np.ndarray, y: np.ndarray) -> np.ndarray:
-    """Kendall's τ-b between the last axes of x and y (any leading batch shape), ties allowed.
-
-    τ_b = (C − D) / sqrt((n0 − n1)(n0 − n2)), n0 = n(n−1)/2, n1/n2 = pairs tied in x / y.
-    NaN where one side is constant.
-    """
-    x, y = np.asarray(x, dtype=float), np.asarray(y, dtype=float)
+def pair_signs(x: np.ndarray) -> np.ndarray:
+    """sign(x_i − x_j) for all i < j on the last axis, as int8 (the input of τ-b)."""
+    x = np.asarray(x, dtype=float)
     i, j = np.triu_indices(x.shape[-1], k=1)
-    sx = np.sign(x[..., i] - x[..., j])
-    sy = np.sign(y[..., i] - y[..., j])
-    num = (sx * sy).sum(axis=-1)
-    den = np.sqrt((sx != 0).sum(axis=-1) * (sy != 0).sum(axis=-1).astype(float))
+    return np.sign(x[..., i] - x[..., j]).astype(np.int8)
+
+
+def tau_b_from_signs(sx: np.ndarray, sy: np.ndarray) -> np.ndarray:
+    """Kendall's τ-b from pair signs: (C − D) / sqrt((n0 − n1)(n0 − n2)), n0 = n(n−1)/2 and
+    n1/n2 the pairs tied in x / y. NaN where one side is constant."""
+    num = np.einsum("...p,...p->...", sx, sy, dtype=np.int64).astype(float)
+    den = np.sqrt(np.count_nonzero(sx, axis=-1) * np.count_nonzero(sy, axis=-1).astype(float))
     with np.errstate(invalid="ignore", divide="ignore"):
         return np.where(den > 0, num / np.where(den > 0, den, 1.0), np.nan)
+
+
+def kendall_tau_b(x: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """Kendall's τ-b between the last axes of x and y (any leading batch shape), ties allowed."""
+    return tau_b_from_signs(pair_signs(x), pair_signs(y))
 
 
 def min_detectable_effect(se: float, df: float, alpha: float, power: float = 0.8) -> float:

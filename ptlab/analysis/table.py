@@ -216,15 +216,17 @@ def _cell_from_items(scale: str, domain: str, items: pd.DataFrame) -> tuple[Cell
     return Cell(scale, domain, algos, seeds, scores), note
 
 
-def _cell_from_values(scale: str, domain: str, rows: pd.DataFrame) -> Cell:
-    """Cell from one value per (algorithm, seed): matrices with a single item column."""
-    algos, seeds, scores = [], [], []
-    for algo, grp in rows.groupby("algorithm", sort=True):
-        grp = grp.sort_values("seed")
-        algos.append(str(algo))
-        seeds.append(tuple(grp["seed"]))
-        scores.append(grp["value"].to_numpy(dtype=float)[:, None])
-    return Cell(scale, domain, tuple(algos), tuple(seeds), tuple(scores))
+def _cell_from_values(scale: str, domain: str, algo: np.ndarray, seed: np.ndarray,
+                      value: np.ndarray) -> Cell:
+    """Cell from one value per (algorithm, seed), rows sorted by (algorithm, seed):
+    matrices with a single item column."""
+    names, starts = np.unique(algo, return_index=True)
+    bounds = [*starts[1:], len(algo)]
+    return Cell(
+        scale, domain, tuple(str(n) for n in names),
+        tuple(tuple(seed[a:b]) for a, b in zip(starts, bounds, strict=True)),
+        tuple(value[a:b, None] for a, b in zip(starts, bounds, strict=True)),
+    )
 
 
 def _validate_items(items: pd.DataFrame) -> tuple[pd.DataFrame, int]:
@@ -262,7 +264,10 @@ def prepare(
     scales = order_scales(list(rows["scale"].unique()), scale_order)
     domains = tuple(sorted(rows["domain"].unique()))
     cells: list[Cell] = []
-    by_cell = dict(iter(rows.groupby(["scale", "domain"], sort=False)))
+    rows = rows.sort_values(["scale", "domain", "algorithm", "seed"], ignore_index=True)
+    algo, seed = rows["algorithm"].to_numpy(object), rows["seed"].to_numpy(object)
+    value = rows["value"].to_numpy(float)
+    by_cell = rows.groupby(["scale", "domain"], sort=False).indices
     by_item = {} if item_rows is None else dict(iter(item_rows.groupby(["scale", "domain"])))
     for scale in scales:
         for domain in domains:
@@ -271,7 +276,8 @@ def prepare(
                 cell, note = _cell_from_items(scale, domain, by_item[key])
                 notes.extend([note] if note else [])
             elif key in by_cell:
-                cell = _cell_from_values(scale, domain, by_cell[key])
+                at = by_cell[key]
+                cell = _cell_from_values(scale, domain, algo[at], seed[at], value[at])
             else:
                 continue
             if len(cell.algorithms) < 2:

@@ -8,9 +8,11 @@ from typing import Annotated
 import typer
 
 from ptlab import __version__
+from ptlab.cli import algorithms as algorithms_cli
 from ptlab.cli import crds as crds_cli
 from ptlab.cli import study as study_cli
 from ptlab.cli import train as train_cli
+from ptlab.cli import zoo as zoo_cli
 from ptlab.cli.analyze import analyze as analyze_cmd
 from ptlab.cli.common import console_err, run_guarded
 from ptlab.cli.operator import operator as operator_cmd
@@ -25,6 +27,8 @@ app = typer.Typer(
 )
 app.command()(validate)
 app.add_typer(crds_cli.app, name="crds")
+app.add_typer(algorithms_cli.app, name="algorithms")
+app.add_typer(zoo_cli.app, name="zoo")
 app.add_typer(crds_cli.docs_app, name="docs")
 app.command(name="analyze")(analyze_cmd)
 app.add_typer(study_cli.app, name="study")

@@ -15,8 +15,12 @@ from ptlab.algorithms.types import RolloutBatch
 D = torch.float64
 
 
-def _batch(logps: torch.Tensor, old: torch.Tensor, adv: torch.Tensor, **kw: torch.Tensor) -> RolloutBatch:
-    return RolloutBatch(logps=logps, mask=torch.ones_like(logps), advantages=adv, old_logps=old, **kw)
+def _batch(
+    logps: torch.Tensor, old: torch.Tensor, adv: torch.Tensor, **kw: torch.Tensor
+) -> RolloutBatch:
+    return RolloutBatch(
+        logps=logps, mask=torch.ones_like(logps), advantages=adv, old_logps=old, **kw
+    )
 
 
 def _loss(name: str, batch: RolloutBatch, **params: object) -> torch.Tensor:
@@ -57,9 +61,13 @@ def test_gspo_sequence_ratio_is_exp_mean_token_log_ratio() -> None:
     g = torch.Generator().manual_seed(0)
     logps, old = -torch.rand(3, 5, generator=g, dtype=D), -torch.rand(3, 5, generator=g, dtype=D)
     mask = torch.tensor([[1, 1, 1, 1, 1], [1, 1, 0, 0, 0], [1, 0, 0, 0, 0]], dtype=D)
-    batch = RolloutBatch(logps=logps, mask=mask, advantages=torch.ones(3, 5, dtype=D), old_logps=old)
+    batch = RolloutBatch(
+        logps=logps, mask=mask, advantages=torch.ones(3, 5, dtype=D), old_logps=old
+    )
     seq = torch.exp(log_ratio(batch, "sequence")).squeeze(-1)
-    expected = torch.tensor([math.exp(((logps[i] - old[i]) * mask[i]).sum() / mask[i].sum()) for i in range(3)], dtype=D)
+    expected = torch.tensor(
+        [math.exp(((logps[i] - old[i]) * mask[i]).sum() / mask[i].sum()) for i in range(3)], dtype=D
+    )
     torch.testing.assert_close(seq, expected)
     summed = torch.exp(log_ratio(batch, "sequence_sum")).squeeze(-1)
     torch.testing.assert_close(summed, torch.exp(((logps - old) * mask).sum(-1)))
@@ -70,10 +78,20 @@ def test_cispo_keeps_gradient_on_capped_tokens() -> None:
     logps = torch.log(r).clone().requires_grad_(True)
     adv = torch.tensor([[1.0, -2.0]], dtype=D)
     loss = _loss("cispo", _batch(logps, torch.zeros_like(r), adv), cap=2.0)
-    torch.testing.assert_close(loss.detach(), -torch.tensor([[2.0, 0.5]], dtype=D) * adv * torch.log(r))
+    torch.testing.assert_close(
+        loss.detach(), -torch.tensor([[2.0, 0.5]], dtype=D) * adv * torch.log(r)
+    )
     loss.sum().backward()
-    torch.testing.assert_close(logps.grad, torch.tensor([[-2.0, 1.0]], dtype=D))  # −sg(w)·A, never zero
-    rel = _loss("cispo", _batch(torch.log(r), torch.zeros_like(r), adv), cap_mode="relative", clip_low=0.2, clip_high=0.28)
+    torch.testing.assert_close(
+        logps.grad, torch.tensor([[-2.0, 1.0]], dtype=D)
+    )  # −sg(w)·A, never zero
+    rel = _loss(
+        "cispo",
+        _batch(torch.log(r), torch.zeros_like(r), adv),
+        cap_mode="relative",
+        clip_low=0.2,
+        clip_high=0.28,
+    )
     torch.testing.assert_close(rel, -torch.tensor([[1.28, 0.8]], dtype=D) * adv * torch.log(r))
 
 
@@ -81,23 +99,31 @@ def test_sapo_gate_closed_form_and_unit_slope_on_policy() -> None:
     logps = torch.zeros(1, 2, dtype=D, requires_grad=True)  # r = 1
     adv = torch.tensor([[1.0, -1.0]], dtype=D)
     loss = _loss("sapo", _batch(logps, torch.zeros(1, 2, dtype=D), adv))
-    torch.testing.assert_close(loss.detach(), torch.tensor([[-2.0, 2.0 / 1.05]], dtype=D))  # −(4/τ)σ(0)A
+    torch.testing.assert_close(
+        loss.detach(), torch.tensor([[-2.0, 2.0 / 1.05]], dtype=D)
+    )  # −(4/τ)σ(0)A
     loss.sum().backward()
-    torch.testing.assert_close(logps.grad, -adv)  # 4σ(0)(1−σ(0)) = 1: same slope as the unclipped surrogate
+    torch.testing.assert_close(
+        logps.grad, -adv
+    )  # 4σ(0)(1−σ(0)) = 1: same slope as the unclipped surrogate
 
 
 def test_reinforce_and_gpg_closed_form() -> None:
     logps = torch.tensor([[-1.0, -2.0]], dtype=D)
     adv = torch.tensor([[0.5, 0.5]], dtype=D)
     for name in ("reinforce", "gpg"):
-        torch.testing.assert_close(_loss(name, _batch(logps, logps, adv)), torch.tensor([[0.5, 1.0]], dtype=D))
+        torch.testing.assert_close(
+            _loss(name, _batch(logps, logps, adv)), torch.tensor([[0.5, 1.0]], dtype=D)
+        )
 
 
 def test_vapo_adds_nll_on_positive_samples_only() -> None:
     logps = torch.full((2, 2), -1.0, dtype=D)
     adv = torch.zeros(2, 2, dtype=D)
     batch = _batch(logps, logps, adv, rewards=torch.tensor([1.0, 0.0], dtype=D))
-    torch.testing.assert_close(_loss("vapo", batch), torch.tensor([[0.1, 0.1], [0.0, 0.0]], dtype=D))
+    torch.testing.assert_close(
+        _loss("vapo", batch), torch.tensor([[0.1, 0.1], [0.0, 0.0]], dtype=D)
+    )
 
 
 def test_kl_cov_penalises_top_covariance_tokens() -> None:
@@ -119,14 +145,22 @@ def test_clip_cov_detaches_selected_tokens_reproducibly() -> None:
     # both tokens 0 and 1 have covariance in (1, 5); exactly one (seeded choice) loses its gradient
     zero = logps.grad[0, :2] == 0
     assert zero.sum() == 1
-    again = _loss("clip_cov", _batch(logps.detach().requires_grad_(True), logps.detach(), adv), cov_ratio=0.25)
+    again = _loss(
+        "clip_cov", _batch(logps.detach().requires_grad_(True), logps.detach(), adv), cov_ratio=0.25
+    )
     torch.testing.assert_close(again.detach(), loss.detach())
 
 
 def test_prime_implicit_prm_cross_entropy() -> None:
     logps = torch.tensor([[-1.0, -1.0]], dtype=D)
     ref = torch.tensor([[-2.0, -3.0]], dtype=D)
-    batch = RolloutBatch(logps=logps, mask=torch.ones(1, 2, dtype=D), advantages=torch.zeros(1, 2, dtype=D), ref_logps=ref, rewards=torch.tensor([1.0], dtype=D))
+    batch = RolloutBatch(
+        logps=logps,
+        mask=torch.ones(1, 2, dtype=D),
+        advantages=torch.zeros(1, 2, dtype=D),
+        ref_logps=ref,
+        rewards=torch.tensor([1.0], dtype=D),
+    )
     loss = _loss("prime", batch, beta=0.5)  # implicit reward 0.5·(1 + 2) = 1.5 → −log σ(1.5)
     torch.testing.assert_close(loss, torch.full((1, 2), math.log1p(math.exp(-1.5)), dtype=D))
 
@@ -137,7 +171,10 @@ def test_kl_estimators_closed_form() -> None:
     torch.testing.assert_close(kl_estimate(d, zero, "k1"), d)
     torch.testing.assert_close(kl_estimate(d, zero, "k2"), d**2 / 2)
     torch.testing.assert_close(kl_estimate(d, zero, "k3"), torch.exp(-d) + d - 1)
-    torch.testing.assert_close(kl_estimate(torch.tensor([-20.0], dtype=D), torch.zeros(1, dtype=D), "low_var_kl"), torch.tensor([10.0], dtype=D))
+    torch.testing.assert_close(
+        kl_estimate(torch.tensor([-20.0], dtype=D), torch.zeros(1, dtype=D), "low_var_kl"),
+        torch.tensor([10.0], dtype=D),
+    )
     with pytest.raises(ValueError, match="kl_estimator"):
         kl_estimate(d, zero, "k4")
 
@@ -149,7 +186,9 @@ def test_aggregation_modes_closed_form() -> None:
     assert aggregate(loss, mask, "seq-mean-token-sum").item() == pytest.approx((6 + 4) / 2)
     assert aggregate(loss, mask, "seq-mean-token-mean").item() == pytest.approx((2 + 4) / 2)
     assert aggregate(loss, mask, "seq-mean-token-sum-norm").item() == pytest.approx(10 / (2 * 3))
-    assert aggregate(loss, mask, "seq-mean-token-sum-norm", norm_length=5).item() == pytest.approx(10 / (2 * 5))
+    assert aggregate(loss, mask, "seq-mean-token-sum-norm", norm_length=5).item() == pytest.approx(
+        10 / (2 * 5)
+    )
     with pytest.raises(ValueError, match="token-mean"):
         aggregate(loss, mask, "token-sum")
 
@@ -168,7 +207,19 @@ def _random_rollout(seed: int) -> dict[str, torch.Tensor]:
 
 
 # entries without a TRL counterpart (checked above in closed form) — gradcheck on smooth regions
-GRADCHECK = ["ppo_clip", "dual_clip_ppo", "reinforce", "gpg", "vapo", "tis", "mis", "passk_training", "kl_cov", "clip_cov", "prime"]
+GRADCHECK = [
+    "ppo_clip",
+    "dual_clip_ppo",
+    "reinforce",
+    "gpg",
+    "vapo",
+    "tis",
+    "mis",
+    "passk_training",
+    "kl_cov",
+    "clip_cov",
+    "prime",
+]
 
 
 @pytest.mark.parametrize("name", GRADCHECK)

@@ -32,8 +32,12 @@ def _run(name: str, batch: object, **params: object) -> torch.Tensor:
 
 def test_online_dpo_sigmoid_and_ipo() -> None:
     # Δ = 1 − (−0.5) = 1.5
-    assert _run("online_dpo", _paired(), beta=0.1).item() == pytest.approx(math.log1p(math.exp(-0.15)))
-    assert _run("online_dpo", _paired(), beta=0.5, loss_type="ipo").item() == pytest.approx((1.5 - 1.0) ** 2)
+    assert _run("online_dpo", _paired(), beta=0.1).item() == pytest.approx(
+        math.log1p(math.exp(-0.15))
+    )
+    assert _run("online_dpo", _paired(), beta=0.5, loss_type="ipo").item() == pytest.approx(
+        (1.5 - 1.0) ** 2
+    )
 
 
 def test_spin_logistic_and_hinge() -> None:
@@ -42,7 +46,10 @@ def test_spin_logistic_and_hinge() -> None:
 
 
 def test_xpo_adds_exploration_bonus() -> None:
-    batch = _paired(explore_logps=torch.tensor([[-3.0, -4.0]], dtype=D), explore_mask=torch.tensor([[1.0, 1.0]], dtype=D))
+    batch = _paired(
+        explore_logps=torch.tensor([[-3.0, -4.0]], dtype=D),
+        explore_mask=torch.tensor([[1.0, 1.0]], dtype=D),
+    )
     expected = math.log1p(math.exp(-0.15)) + 0.01 * (-7.0)
     assert _run("xpo", batch, beta=0.1, alpha=0.01).item() == pytest.approx(expected)
     with pytest.raises(ValueError, match="explore_logps"):
@@ -82,11 +89,23 @@ def test_raft_token_nll() -> None:
 @pytest.mark.parametrize("name", ["online_dpo", "spin", "xpo"])
 def test_gradcheck_paired(name: str) -> None:
     g = torch.Generator().manual_seed(0)
-    base = _paired(explore_logps=-torch.rand(2, 3, generator=g, dtype=D), explore_mask=torch.ones(2, 3, dtype=D))
+    base = _paired(
+        explore_logps=-torch.rand(2, 3, generator=g, dtype=D),
+        explore_mask=torch.ones(2, 3, dtype=D),
+    )
     params = registry.resolve_params(name, {"alpha": 0.1} if name == "xpo" else {})
 
     def f(chosen: torch.Tensor, rejected: torch.Tensor, explore: torch.Tensor) -> torch.Tensor:
-        b = PairedBatch(chosen, rejected, torch.ones(2, 3, dtype=D), torch.ones(2, 3, dtype=D), -torch.ones(2, 3, dtype=D), -torch.ones(2, 3, dtype=D), explore_logps=explore, explore_mask=base.explore_mask)
+        b = PairedBatch(
+            chosen,
+            rejected,
+            torch.ones(2, 3, dtype=D),
+            torch.ones(2, 3, dtype=D),
+            -torch.ones(2, 3, dtype=D),
+            -torch.ones(2, 3, dtype=D),
+            explore_logps=explore,
+            explore_mask=base.explore_mask,
+        )
         return registry.get(name).fn(b, params).loss
 
     args = tuple(-torch.rand(2, 3, generator=g, dtype=D).requires_grad_(True) for _ in range(3))
@@ -102,9 +121,20 @@ def test_gradcheck_single(name: str) -> None:
     params = registry.resolve_params(name, {"eta": 2.0} if name == "sppo" else {})
 
     def f(logps: torch.Tensor) -> torch.Tensor:
-        return registry.get(name).fn(SingleBatch(logps=logps, mask=torch.ones(2, 3, dtype=D), ref_logps=ref, rewards=rewards), params).loss
+        return (
+            registry.get(name)
+            .fn(
+                SingleBatch(
+                    logps=logps, mask=torch.ones(2, 3, dtype=D), ref_logps=ref, rewards=rewards
+                ),
+                params,
+            )
+            .loss
+        )
 
-    assert torch.autograd.gradcheck(f, (-torch.rand(2, 3, generator=g, dtype=D).requires_grad_(True),))
+    assert torch.autograd.gradcheck(
+        f, (-torch.rand(2, 3, generator=g, dtype=D).requires_grad_(True),)
+    )
 
 
 def test_trainer_metadata_says_what_to_do() -> None:

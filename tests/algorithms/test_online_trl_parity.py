@@ -48,7 +48,9 @@ def _inputs(seed: int, spread: float = 0.3) -> dict[str, torch.Tensor]:
     }
 
 
-def _prepare(trainer: Any, x: dict[str, torch.Tensor], leaf: torch.Tensor, accelerator: Accelerator) -> None:
+def _prepare(
+    trainer: Any, x: dict[str, torch.Tensor], leaf: torch.Tensor, accelerator: Accelerator
+) -> None:
     trainer.model = torch.nn.Linear(1, 1)  # only .training is read
     trainer.accelerator = accelerator
     trainer.current_gradient_accumulation_steps = 1
@@ -70,7 +72,9 @@ def _trl_inputs(x: dict[str, torch.Tensor]) -> dict[str, Any]:
     }
 
 
-def trl_grpo(loss_type: str, x: dict[str, torch.Tensor], accelerator: Accelerator, **cfg: Any) -> tuple[float, torch.Tensor]:
+def trl_grpo(
+    loss_type: str, x: dict[str, torch.Tensor], accelerator: Accelerator, **cfg: Any
+) -> tuple[float, torch.Tensor]:
     """Loss and d loss / d logps from TRL's GRPOTrainer._compute_loss."""
     leaf = x["logps"].clone().requires_grad_(True)
     t = object.__new__(GRPOTrainer)
@@ -106,7 +110,9 @@ def trl_grpo(loss_type: str, x: dict[str, torch.Tensor], accelerator: Accelerato
     return loss.item(), leaf.grad
 
 
-def ours(name: str, x: dict[str, torch.Tensor], params: dict[str, Any], rollout: bool = False) -> tuple[float, torch.Tensor]:
+def ours(
+    name: str, x: dict[str, torch.Tensor], params: dict[str, Any], rollout: bool = False
+) -> tuple[float, torch.Tensor]:
     leaf = x["logps"].clone().requires_grad_(True)
     batch = RolloutBatch(
         logps=leaf,
@@ -125,7 +131,12 @@ def ours(name: str, x: dict[str, torch.Tensor], params: dict[str, Any], rollout:
 # (TRL loss_type, TRL config, our algorithm, our overrides)
 GRPO_CASES = [
     ("grpo", {"beta": 0.04}, "grpo", {}),
-    ("grpo", {"eps_high": 0.28, "beta": 0.1, "entropy_coef": 0.01}, "grpo", {"clip_high": 0.28, "kl_coef": 0.1, "entropy_coef": 0.01}),
+    (
+        "grpo",
+        {"eps_high": 0.28, "beta": 0.1, "entropy_coef": 0.01},
+        "grpo",
+        {"clip_high": 0.28, "kl_coef": 0.1, "entropy_coef": 0.01},
+    ),
     ("grpo", {"delta": 1.2}, "grpo", {"delta": 1.2, "kl_coef": 0.0}),
     ("bnpo", {}, "bnpo", {}),
     ("dr_grpo", {"beta": 0.02}, "dr_grpo", {"kl_coef": 0.02, "norm_length": T}),
@@ -137,13 +148,20 @@ GRPO_CASES = [
     ("luspo", {"level": "sequence"}, "luspo", {"clip_low": 0.2, "clip_high": 0.2}),
     ("vespo", {}, "vespo", {}),
     ("grpo", {"level": "sequence", "eps_low": 3e-4, "eps_high": 4e-4}, "gspo", {}),
-    ("grpo", {"level": "sequence", "eps_low": 0.05, "eps_high": 0.08, "beta": 0.03}, "gspo", {"clip_low": 0.05, "clip_high": 0.08, "kl_coef": 0.03}),
+    (
+        "grpo",
+        {"level": "sequence", "eps_low": 0.05, "eps_high": 0.08, "beta": 0.03},
+        "gspo",
+        {"clip_low": 0.05, "clip_high": 0.08, "kl_coef": 0.03},
+    ),
 ]
 
 
 @pytest.mark.parametrize(("trl_type", "cfg", "name", "params"), GRPO_CASES)
 @pytest.mark.parametrize("seed", [0, 1])
-def test_matches_trl_grpo_trainer(trl_type: str, cfg: dict, name: str, params: dict, seed: int, accelerator: Accelerator) -> None:
+def test_matches_trl_grpo_trainer(
+    trl_type: str, cfg: dict, name: str, params: dict, seed: int, accelerator: Accelerator
+) -> None:
     spread = 0.002 if name == "gspo" and "clip_low" not in params else 0.3
     x = _inputs(seed, spread)
     ref_loss, ref_grad = trl_grpo(trl_type, x, accelerator, **cfg)
@@ -155,17 +173,35 @@ def test_matches_trl_grpo_trainer(trl_type: str, cfg: dict, name: str, params: d
 
 @pytest.mark.parametrize(("mode", "is_name"), [("truncate", "tis"), ("mask", "mis")])
 @pytest.mark.parametrize("level", ["token", "sequence"])
-def test_rollout_correction_matches_trl(mode: str, is_name: str, level: str, accelerator: Accelerator) -> None:
+def test_rollout_correction_matches_trl(
+    mode: str, is_name: str, level: str, accelerator: Accelerator
+) -> None:
     """TRL multiplies the per-token loss by the vLLM importance ratio; ours by the same weights."""
     x = _inputs(3)
-    rb = RolloutBatch(logps=x["logps"], mask=x["mask"], advantages=x["adv"].unsqueeze(-1), old_logps=x["old"], rollout_logps=x["rollout"])
+    rb = RolloutBatch(
+        logps=x["logps"],
+        mask=x["mask"],
+        advantages=x["adv"].unsqueeze(-1),
+        old_logps=x["old"],
+        rollout_logps=x["rollout"],
+    )
     w = rollout_is_weights(rb, mode, level, 0.5, 1.5)
     ref_loss, ref_grad = trl_grpo("dapo", x, accelerator, eps_high=0.28, is_ratio=w)
-    loss, grad = ours(is_name, x, {"clip_high": 0.28, "is_level": level, "is_min": 0.5, "is_max": 1.5}, rollout=True)
+    loss, grad = ours(
+        is_name,
+        x,
+        {"clip_high": 0.28, "is_level": level, "is_min": 0.5, "is_max": 1.5},
+        rollout=True,
+    )
     assert loss == pytest.approx(ref_loss, abs=TOL)
     torch.testing.assert_close(grad, ref_grad, atol=TOL, rtol=TOL)
     # the same correction as a recipe option on any loss
-    opt = {"rollout_is": "tis" if mode == "truncate" else "mis", "rollout_is_level": level, "rollout_is_min": 0.5, "rollout_is_max": 1.5}
+    opt = {
+        "rollout_is": "tis" if mode == "truncate" else "mis",
+        "rollout_is_level": level,
+        "rollout_is_min": 0.5,
+        "rollout_is_max": 1.5,
+    }
     loss2, grad2 = ours("dapo", x, opt, rollout=True)
     assert loss2 == pytest.approx(ref_loss, abs=TOL)
     torch.testing.assert_close(grad2, ref_grad, atol=TOL, rtol=TOL)
@@ -189,7 +225,9 @@ def test_rloo_matches_trl_rloo_trainer(seed: int, accelerator: Accelerator) -> N
 
 
 @pytest.mark.parametrize(("beta", "eps"), [(0.0, 0.4), (0.05, 0.1)])
-def test_gmpo_matches_trl_experimental_gmpo(beta: float, eps: float, accelerator: Accelerator) -> None:
+def test_gmpo_matches_trl_experimental_gmpo(
+    beta: float, eps: float, accelerator: Accelerator
+) -> None:
     x = _inputs(4, spread=0.2)
     leaf = x["logps"].clone().requires_grad_(True)
     t = object.__new__(GMPOTrainer)
@@ -198,6 +236,8 @@ def test_gmpo_matches_trl_experimental_gmpo(beta: float, eps: float, accelerator
     t.epsilon_low, t.epsilon_high, t.beta = eps, eps, beta
     ref = t._compute_loss(None, _trl_inputs(x))
     ref.backward()
-    loss, grad = ours("gmpo", x, {"clip_low": eps, "clip_high": eps, "kl_coef": beta, "kl_estimator": "k3"})
+    loss, grad = ours(
+        "gmpo", x, {"clip_low": eps, "clip_high": eps, "kl_coef": beta, "kl_estimator": "k3"}
+    )
     assert loss == pytest.approx(ref.item(), abs=TOL)
     torch.testing.assert_close(grad, leaf.grad, atol=TOL, rtol=TOL)

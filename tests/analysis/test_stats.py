@@ -8,7 +8,6 @@ from scipy import stats as sps
 
 from ptlab.analysis.bootstrap import calibrate, multinomial_counts, prob_best
 from ptlab.analysis.stats import (
-    MeanVar,
     crossed_mean_var,
     holm,
     kendall_tau_b,
@@ -73,7 +72,8 @@ def test_crossed_variance_golden_value() -> None:
 def test_paired_t_matches_scipy_ttest_rel() -> None:
     a = np.array([0.61, 0.58, 0.66, 0.63, 0.60])
     b = np.array([0.55, 0.57, 0.60, 0.58, 0.59])
-    res = t_test(crossed_mean_var((a - b)[:, None]), alpha=0.05)
+    d = crossed_mean_var((a - b)[:, None])
+    res = t_test(d.mean, d.var, d.df, alpha=0.05)
     ref = sps.ttest_rel(a, b)
     ci = ref.confidence_interval(0.95)
     assert res.p_value == pytest.approx(ref.pvalue, rel=1e-10)
@@ -83,16 +83,20 @@ def test_paired_t_matches_scipy_ttest_rel() -> None:
 def test_welch_matches_scipy() -> None:
     a = np.array([0.61, 0.58, 0.66, 0.63, 0.60, 0.70])
     b = np.array([0.55, 0.57, 0.60])
-    res = t_test(welch_combine(crossed_mean_var(a[:, None]), crossed_mean_var(b[:, None])), 0.05)
+    d = welch_combine(crossed_mean_var(a[:, None]), crossed_mean_var(b[:, None]))
+    res = t_test(d.mean, d.var, d.df, 0.05)
     assert res.p_value == pytest.approx(sps.ttest_ind(a, b, equal_var=False).pvalue, rel=1e-10)
 
 
 def test_tost_golden() -> None:
     # d = 0.01, se = 0.01, df = 10: t_{.95,10} = 1.8125 → 90% CI (-0.0081, 0.0281)
-    d = MeanVar(0.01, 0.01**2, 10.0)
-    assert tost_equivalent(d, margin=0.03, alpha=0.05)
-    assert not tost_equivalent(d, margin=0.028, alpha=0.05)
-    assert not tost_equivalent(d, margin=0.0, alpha=0.05)
+    d = (0.01, 0.01**2, 10.0)
+    assert tost_equivalent(*d, margin=0.03, alpha=0.05)
+    assert not tost_equivalent(*d, margin=0.028, alpha=0.05)
+    assert not tost_equivalent(*d, margin=0.0, alpha=0.05)
+    # vectorised: one row per test, NaN variance → never equivalent
+    got = tost_equivalent([0.01, 0.0], [1e-4, np.nan], [10.0, 3.0], margin=0.03, alpha=0.05)
+    assert got.tolist() == [True, False]
 
 
 def test_mde_golden() -> None:

@@ -27,7 +27,7 @@ def test_scales_sort_by_numeric_parse() -> None:
 
 def test_explicit_scale_order_wins_and_must_cover_all() -> None:
     assert order_scales(["b", "a"], ["b", "a", "unused"]) == ("b", "a")
-    with pytest.raises(UserError, match="does not list scale.*'a'"):
+    with pytest.raises(UserError, match=r"does not list scale.*'a'"):
         order_scales(["b", "a"], ["b"])
 
 
@@ -50,7 +50,7 @@ def test_bad_input_is_one_line_user_error(mutate, pattern) -> None:
 
 
 def test_unknown_metric_lists_available() -> None:
-    with pytest.raises(UserError, match="metric 'f1' is not in the table.*found: acc"):
+    with pytest.raises(UserError, match=r"metric 'f1' is not in the table.*found: acc"):
         prepare(_table(), metric="f1")
 
 

@@ -47,6 +47,7 @@ async def study_phase(api: Any, phase: str) -> dict[str, Any] | None:
     return study if study and (study.get("status") or {}).get("phase") == phase else None
 
 
+@pytest.mark.slow
 async def test_study_creates_children_up_to_parallelism_and_analyses_results(k8s_api):
     await install(k8s_api)
     body = study_body(parallelism=1)
@@ -93,12 +94,13 @@ async def test_suspended_study_creates_nothing_until_resumed(k8s_api):
     assert len(kids) == 2  # parallelism 2
 
 
+@pytest.mark.slow
 async def test_operator_killed_mid_study_never_duplicates_or_loses_results(k8s_api):
     await install(k8s_api)
     body = study_body(parallelism=1)
     created: list[str] = []
     async with fake_training(k8s_api) as fake:
-        for _restart in range(4):  # kill and restart the operator mid-study, several times
+        for _restart in range(3):  # kill and restart the operator mid-study, several times
             async with running_operator(k8s_api):
                 await (k8s_api.create(body) if not created else asyncio.sleep(0))
                 created.append("x")

@@ -22,7 +22,9 @@ Wrong = tuple[int, int] | None
 def fmt(value: Fraction | int) -> str:
     """An exact number as text: integer, or reduced ``p/q``."""
     value = Fraction(value)
-    return str(value.numerator) if value.denominator == 1 else f"{value.numerator}/{value.denominator}"
+    return (
+        str(value.numerator) if value.denominator == 1 else f"{value.numerator}/{value.denominator}"
+    )
 
 
 def _signed(n: int) -> str:
@@ -55,7 +57,11 @@ def _modular(spec: dict[str, Any], wrong: Wrong) -> tuple[list[str], Fraction]:
     prod = a * b + shift[0]
     total = prod + c + shift[1]
     rest = (total % m + shift[2]) % m
-    return [f"{a} * {b} = {prod}", f"{prod} + {c} = {total}", f"{total} mod {m} = {rest}"], Fraction(rest)
+    return [
+        f"{a} * {b} = {prod}",
+        f"{prod} + {c} = {total}",
+        f"{total} mod {m} = {rest}",
+    ], Fraction(rest)
 
 
 _SOLVERS: dict[str, Callable[[dict[str, Any], Wrong], tuple[list[str], Fraction]]] = {
@@ -92,7 +98,12 @@ class Algebra(Domain):
             sign = rng.choice((1, -1))
             prompt = f"Compute {p}/{q} {'+' if sign > 0 else '-'} {r}/{s}. Give a reduced fraction."
             return prompt, {"kind": kind, "left": [p, q], "right": [r, s], "sign": sign}
-        a, b, c, m = rng.randint(2, top), rng.randint(2, coef), rng.randint(0, top), rng.randint(3, 11)
+        a, b, c, m = (
+            rng.randint(2, top),
+            rng.randint(2, coef),
+            rng.randint(0, top),
+            rng.randint(3, 11),
+        )
         return f"What is ({a} * {b} + {c}) mod {m}?", {"kind": kind, "a": a, "b": b, "c": c, "m": m}
 
     def _sample(self, rng: random.Random) -> tuple[str, str, str, tuple[str, ...], dict[str, Any]]:

@@ -265,7 +265,7 @@ def build_batch(
             policy_chosen_logps=logps[:b], policy_rejected_logps=logps[b:],
             chosen_mask=cm, rejected_mask=rm,
             chosen_log_sum_sq=lss[:b], rejected_log_sum_sq=lss[b:],
-            chosen_rewards=torch.ones(b), rejected_rewards=torch.zeros(b),
+            chosen_rewards=torch.ones(b), rejected_rewards=torch.zeros(b), margins=torch.ones(b),
             running_margin=running, **extra,
         )
         return batch, cm, both.n_tokens

@@ -42,11 +42,11 @@ def _check_scale(scale: str) -> str:
 
 
 def ensure_model(
-    scale: str, *, steps: int | None = None, cache: Path | None = None, progress: bool = True
+    scale: str, *, cache: Path | None = None, progress: bool = True, **overrides: int
 ) -> Path:
     """Directory of the pretrained zoo model ``scale`` (built on first use; a cache hit is
-    instant). ``steps`` overrides the pretraining budget (tests)."""
-    return build_scale(_check_scale(scale), steps=steps, cache=cache, progress=progress)
+    instant). ``overrides`` replace ScaleSpec fields, e.g. ``steps=3`` (tests)."""
+    return build_scale(_check_scale(scale), cache=cache, progress=progress, **overrides)
 
 
 def resolve_model_name(name: str, *, cache: Path | None = None, progress: bool = True) -> str:
@@ -70,8 +70,10 @@ def load_pretrained(name: str, *, dtype: Any = None, cache: Path | None = None) 
         tokenizer = AutoTokenizer.from_pretrained(path)
         model = AutoModelForCausalLM.from_pretrained(path, dtype=dtype)
     except OSError as err:
-        raise UserError(f"model {name!r} cannot be loaded: {err}".splitlines()[0],
-                        "give a zoo/<scale> name, a hub id, or a directory saved with save_pretrained") from err
+        raise UserError(
+            f"model {name!r} cannot be loaded: {err}".splitlines()[0],
+            "give a zoo/<scale> name, a hub id, or a directory saved with save_pretrained",
+        ) from err
     tokenizer.padding_side = "left"
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token
@@ -85,7 +87,14 @@ def list_models(cache: Path | None = None) -> list[dict[str, Any]]:
     rows = []
     for meta_file in sorted(root.glob("s*-*/zoo.json")):
         meta = json.loads(meta_file.read_text())
-        rows.append({"scale": meta["scale"], "path": str(meta_file.parent), "params": meta["params"],
-                     "train_tokens": meta["train_tokens"], "final_loss": meta["final_loss"],
-                     "build_s": meta["build_s"]})
+        rows.append(
+            {
+                "scale": meta["scale"],
+                "path": str(meta_file.parent),
+                "params": meta["params"],
+                "train_tokens": meta["train_tokens"],
+                "final_loss": meta["final_loss"],
+                "build_s": meta["build_s"],
+            }
+        )
     return rows

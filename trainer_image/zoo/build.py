@@ -30,8 +30,10 @@ from ptlab.trainer.chat import encode_prompt_completion
 from ptlab.trainer.domains import DOMAINS, get_domain
 from ptlab.trainer.zoo.tokenizer import train_tokenizer
 
-# Bump when the training code changes in a way the hash of config + data cannot see.
+# Bump to force rebuilds; the source of the data generators and of this code is hashed too.
 ZOO_VERSION = 1
+_PACKAGE = Path(__file__).resolve().parents[1]
+CODE_FILES = ("chat.py", "domains/*.py", "zoo/*.py")
 SEQ_LEN = 128  # packed block length; prompts + solutions are 30-170 tokens
 BATCH = 16
 THREADS = 2  # fixed: float results depend on the thread count
@@ -56,10 +58,14 @@ class ScaleSpec:
 
 # ~4x apart in parameters (tied embeddings, vocab ~600). Fewer tokens per parameter as scale grows.
 SCALES: dict[str, ScaleSpec] = {
-    "s1": ScaleSpec(hidden=64, layers=3, heads=2, intermediate=256, steps=600, lr=3e-3),
-    "s2": ScaleSpec(hidden=128, layers=4, heads=4, intermediate=512, steps=1000, lr=2e-3),
-    "s3": ScaleSpec(hidden=256, layers=5, heads=4, intermediate=768, steps=1200, lr=1e-3, bf16=True),
-    "s4": ScaleSpec(hidden=384, layers=9, heads=6, intermediate=1152, steps=1500, lr=7e-4, bf16=True),
+    "s1": ScaleSpec(hidden=64, layers=3, heads=2, intermediate=256, steps=1000, lr=3e-3),
+    "s2": ScaleSpec(hidden=128, layers=4, heads=4, intermediate=512, steps=1500, lr=2e-3),
+    "s3": ScaleSpec(
+        hidden=256, layers=5, heads=4, intermediate=768, steps=2000, lr=1e-3, bf16=True
+    ),
+    "s4": ScaleSpec(
+        hidden=384, layers=9, heads=6, intermediate=1152, steps=2500, lr=7e-4, bf16=True
+    ),
 }
 
 
@@ -68,7 +74,9 @@ def cache_root() -> Path:
     return Path(os.environ.get("PTLAB_CACHE") or Path.home() / ".cache" / "ptlab")
 
 
-def qwen2_config(spec: ScaleSpec, vocab_size: int, tokenizer: PreTrainedTokenizerFast) -> Qwen2Config:
+def qwen2_config(
+    spec: ScaleSpec, vocab_size: int, tokenizer: PreTrainedTokenizerFast
+) -> Qwen2Config:
     """The transformers config of a scale (same family as Qwen2.5)."""
     return Qwen2Config(
         vocab_size=vocab_size,
@@ -117,12 +125,21 @@ def _training_texts(items_per_domain: int, seed: int) -> list[tuple[str, str]]:
     return pairs
 
 
+def code_version() -> str:
+    """sha256 of the data generators', chat formatting's and zoo's source (the "code version")."""
+    digest = hashlib.sha256(str(ZOO_VERSION).encode())
+    for pattern in CODE_FILES:
+        for path in sorted(_PACKAGE.glob(pattern)):
+            digest.update(path.name.encode() + path.read_bytes())
+    return digest.hexdigest()
+
+
 def ensure_tokenizer(cache: Path) -> Path:
     """Train (once) and return the directory of the zoo tokenizer."""
-    texts = [t for p in _training_texts(TOKENIZER_ITEMS, 0) for t in p]
-    digest = hashlib.sha256(json.dumps([ZOO_VERSION, VOCAB, texts]).encode()).hexdigest()[:12]
+    digest = hashlib.sha256(f"{code_version()}|{VOCAB}|{TOKENIZER_ITEMS}".encode()).hexdigest()[:12]
 
     def build(tmp: Path) -> None:
+        texts = [t for p in _training_texts(TOKENIZER_ITEMS, 0) for t in p]
         train_tokenizer(texts, VOCAB).save_pretrained(tmp)
 
     return _atomic_build(cache / "zoo" / f"tokenizer-{digest}", build)
@@ -132,7 +149,7 @@ def _token_stream(tokenizer: PreTrainedTokenizerFast, spec: ScaleSpec) -> list[i
     """All training examples, chat-formatted and concatenated (each ends with EOS)."""
     stream: list[int] = []
     for prompt, solution in _training_texts(spec.items_per_domain, spec.seed):
-        stream += encode_prompt_completion(tokenizer, prompt, solution + "\n", 4 * SEQ_LEN).input_ids
+        stream += encode_prompt_completion(tokenizer, prompt, solution, 4 * SEQ_LEN).input_ids
     return stream
 
 
@@ -176,8 +193,14 @@ def pretrain(
 
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lr_at)
     losses: list[float] = []
-    columns = (TextColumn(f"zoo {name}"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
-               TextColumn("loss {task.fields[loss]:.3f}"), TimeElapsedColumn(), TimeRemainingColumn())
+    columns = (
+        TextColumn(f"zoo {name}"),
+        BarColumn(),
+        TextColumn("{task.completed}/{task.total}"),
+        TextColumn("loss {task.fields[loss]:.3f}"),
+        TimeElapsedColumn(),
+        TimeRemainingColumn(),
+    )
     with Progress(*columns, disable=not progress, transient=False) as bar:
         task = bar.add_task("pretrain", total=spec.steps, loss=float("nan"))
         model.train()
@@ -189,38 +212,40 @@ def pretrain(
             opt.step()
             sched.step()
             opt.zero_grad(set_to_none=True)
-            losses.append(float(loss))
+            losses.append(loss.item())
             bar.update(task, advance=1, loss=sum(losses[-20:]) / len(losses[-20:]))
     model.eval()
     return losses
 
 
-def build_scale(name: str, steps: int | None = None, cache: Path | None = None, progress: bool = True) -> Path:
+def build_scale(
+    name: str, cache: Path | None = None, progress: bool = True, **overrides: int
+) -> Path:
     """Build (or find in the cache) the model of scale ``name``; returns its directory.
 
-    ``steps`` overrides the scale's pretraining budget (tests use a few steps; it is part of
-    the cache key).
+    ``overrides`` replace ScaleSpec fields (tests: ``steps=3, items_per_domain=100``); they are
+    part of the cache key. The key is cheap to compute, so a cache hit is instant.
     """
     cache = cache or cache_root()
-    spec = SCALES[name] if steps is None else replace(SCALES[name], steps=steps)
+    spec = replace(SCALES[name], **overrides)
     tok_dir = ensure_tokenizer(cache)
-    tokenizer = AutoTokenizer.from_pretrained(tok_dir)
-    stream = _token_stream(tokenizer, spec)
-    config = qwen2_config(spec, len(tokenizer), tokenizer)
     key = {
-        "zoo_version": ZOO_VERSION,
+        "code": code_version(),
         "scale": asdict(spec),
-        "config": config.to_diff_dict(),
         "tokenizer": tok_dir.name,
-        "data": hashlib.sha256(torch.tensor(stream).numpy().tobytes()).hexdigest(),
         "seq_len": SEQ_LEN,
         "batch": BATCH,
         "threads": THREADS,
+        "torch": torch.__version__,
     }
     digest = hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:12]
 
     def build(tmp: Path) -> None:
         start = time.perf_counter()
+        tokenizer = AutoTokenizer.from_pretrained(tok_dir)
+        stream = _token_stream(tokenizer, spec)
+        config = qwen2_config(spec, len(tokenizer), tokenizer)
+        key["data"] = hashlib.sha256(torch.tensor(stream).numpy().tobytes()).hexdigest()
         with _deterministic(THREADS):
             torch.manual_seed(spec.seed)
             model = Qwen2ForCausalLM(config)
