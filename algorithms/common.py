@@ -3,7 +3,7 @@
 Stable API (other families import these; append new helpers at the end, never rename):
 ``require``, ``masked_sum``, ``masked_mean``, ``seq_logps``, ``log_ratio``, ``pair_logratios``,
 ``pair_logps``, ``aggregate``, ``nll_rows``, ``log1mexp``, ``preference_metrics``,
-``sigmoid_pref_loss``, ``random_batch``.
+``sigmoid_pref_loss``, ``random_batch``, ``registrar``.
 
 Conventions: per-token tensors are (B, T) and zero where ``mask`` is 0. A sequence-level reduction
 of a row with no completion token raises ``ValueError`` (a silent log-ratio of 0 would bias the
@@ -13,12 +13,14 @@ loss); token-level losses simply give such a row zero contribution.
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Callable
 from typing import Any, Literal
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from ptlab.algorithms.registry import register
 from ptlab.algorithms.types import (
     PairedBatch,
     RewardBatch,
@@ -29,7 +31,9 @@ from ptlab.algorithms.types import (
 )
 
 Reduction = Literal["sum", "mean"]
-Aggregation = Literal["token-mean", "seq-mean-token-sum", "seq-mean-token-mean", "seq-mean-token-sum-norm"]
+Aggregation = Literal[
+    "token-mean", "seq-mean-token-sum", "seq-mean-token-mean", "seq-mean-token-sum-norm"
+]
 REDUCTIONS: tuple[str, ...] = ("sum", "mean")
 AGGREGATIONS: tuple[str, ...] = (
     "token-mean",
@@ -83,7 +87,11 @@ def seq_logps(logps: Tensor, mask: Tensor, reduction: str = "sum", name: str = "
 
 
 def log_ratio(
-    policy_logps: Tensor, ref_logps: Tensor, mask: Tensor, reduction: str = "sum", name: str = "mask"
+    policy_logps: Tensor,
+    ref_logps: Tensor,
+    mask: Tensor,
+    reduction: str = "sum",
+    name: str = "mask",
 ) -> Tensor:
     """h = log πθ(y|x) − log πref(y|x) per sequence (B,), reduced with ``reduction``."""
     return seq_logps(policy_logps - ref_logps, mask, reduction, name)
@@ -97,12 +105,16 @@ def pair_logps(batch: PairedBatch, reduction: str = "sum") -> tuple[Tensor, Tens
     )
 
 
-def pair_logratios(batch: PairedBatch, reduction: str = "sum", entry: str = "loss") -> tuple[Tensor, Tensor]:
+def pair_logratios(
+    batch: PairedBatch, reduction: str = "sum", entry: str = "loss"
+) -> tuple[Tensor, Tensor]:
     """Log-ratios (h_w, h_l), each (B,); needs the reference log-probs."""
     ref_w = require(batch.ref_chosen_logps, "ref_chosen_logps", entry)
     ref_l = require(batch.ref_rejected_logps, "ref_rejected_logps", entry)
     h_w = log_ratio(batch.policy_chosen_logps, ref_w, batch.chosen_mask, reduction, "chosen_mask")
-    h_l = log_ratio(batch.policy_rejected_logps, ref_l, batch.rejected_mask, reduction, "rejected_mask")
+    h_l = log_ratio(
+        batch.policy_rejected_logps, ref_l, batch.rejected_mask, reduction, "rejected_mask"
+    )
     return h_w, h_l
 
 
@@ -142,7 +154,9 @@ def nll_rows(logps: Tensor, mask: Tensor, reduction: str = "token_mean") -> Tens
 
 def log1mexp(x: Tensor) -> Tensor:
     """log(1 − exp(x)) for x < 0, stable on both sides of −ln 2 (Mächler 2012)."""
-    return torch.where(x < -0.6931471805599453, torch.log1p(-torch.exp(x)), torch.log(-torch.expm1(x)))
+    return torch.where(
+        x < -0.6931471805599453, torch.log1p(-torch.exp(x)), torch.log(-torch.expm1(x))
+    )
 
 
 def preference_metrics(chosen_rewards: Tensor, rejected_rewards: Tensor) -> dict[str, Tensor]:
@@ -185,7 +199,9 @@ def random_batch(
     """A random, valid batch of ``kind`` (an ``InputKind``) with right-padding and every optional
     field filled, for contract tests and benchmarks. Log-probs are in (−3, 0); every row has ≥1 token.
     """
-    batch = _random_batch(kind, batch_size, seq_len, vocab, torch.Generator().manual_seed(seed), dtype)
+    batch = _random_batch(
+        kind, batch_size, seq_len, vocab, torch.Generator().manual_seed(seed), dtype
+    )
     return _fill_optional(batch, torch.Generator().manual_seed(seed + 1), dtype)
 
 
@@ -300,3 +316,29 @@ def _random_batch(
             baseline_rewards=torch.rand(b, generator=gen, dtype=dtype),
         )
     raise ValueError(f"unknown input kind {kind!r}")
+
+
+def registrar(family: str, input_kind: str, **fixed: Any) -> Callable[..., Any]:
+    """A ``register`` with a family's fixed metadata: ``_reg(name, citation, formula, params, aliases=(), **kw)``."""
+
+    def reg(
+        name: str,
+        citation: str,
+        formula: str,
+        params: type,
+        aliases: tuple[str, ...] = (),
+        **kw: Any,
+    ) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+        return register(
+            name,
+            family=family,  # type: ignore[arg-type]
+            input_kind=input_kind,  # type: ignore[arg-type]
+            citation=citation,
+            formula=formula,
+            params=params,
+            aliases=aliases,
+            **fixed,
+            **kw,
+        )
+
+    return reg

@@ -23,7 +23,8 @@ OURS = {"ptlab.io/run": kopf.PRESENT}
 @kopf.on.login()
 def login(settings: kopf.OperatorSettings, **_: Any) -> kopf.ConnectionInfo:
     """Service account in a pod, else the kubeconfig (same for the operator's own client)."""
-    return k8s.login(settings)
+    info: kopf.ConnectionInfo = k8s.login(settings)
+    return info
 
 
 @kopf.on.startup()

@@ -15,7 +15,9 @@ from ptlab.algorithms.types import LossOutput, SingleBatch
 FAMILY = "distill"
 
 
-def generalized_jsd(student_logits: Tensor, teacher_logits: Tensor, beta: float, temperature: float) -> Tensor:
+def generalized_jsd(
+    student_logits: Tensor, teacher_logits: Tensor, beta: float, temperature: float
+) -> Tensor:
     """Per-token generalised JSD (B, T) (GKD Eq. 1): β·KL(p_T‖m) + (1−β)·KL(p_S‖m), m = βp_T + (1−β)p_S.
 
     β = 0 is KL(p_T‖p_S) (forward KL), β = 1 is KL(p_S‖p_T) (reverse KL), both at temperature τ.
@@ -32,10 +34,14 @@ def generalized_jsd(student_logits: Tensor, teacher_logits: Tensor, beta: float,
 
 
 def _logits(batch: SingleBatch, entry: str) -> tuple[Tensor, Tensor]:
-    return require(batch.logits, "logits", entry), require(batch.teacher_logits, "teacher_logits", entry)
+    return require(batch.logits, "logits", entry), require(
+        batch.teacher_logits, "teacher_logits", entry
+    )
 
 
-def _divergence(batch: SingleBatch, beta: float, temperature: float, scale_t2: bool, entry: str) -> LossOutput:
+def _divergence(
+    batch: SingleBatch, beta: float, temperature: float, scale_t2: bool, entry: str
+) -> LossOutput:
     student, teacher = _logits(batch, entry)
     per_token = generalized_jsd(student, teacher, beta, temperature)
     if scale_t2:

@@ -20,11 +20,12 @@ from ptlab.algorithms.common import (
     pair_logps,
     pair_logratios,
     preference_metrics,
+    registrar,
     require,
     seq_logps,
     sigmoid_pref_loss,
 )
-from ptlab.algorithms.registry import param, register
+from ptlab.algorithms.registry import param
 from ptlab.algorithms.types import LossOutput, PairedBatch
 
 FAMILY = "paired-offline"
@@ -36,18 +37,7 @@ def _out(loss: Tensor, beta: float, h_w: Tensor, h_l: Tensor) -> LossOutput:
     return LossOutput(loss=loss, metrics=preference_metrics(beta * h_w, beta * h_l))
 
 
-def _reg(name: str, citation: str, formula: str, params: type, aliases: tuple[str, ...] = (), **kw: object):
-    return register(
-        name,
-        family=FAMILY,
-        input_kind="paired",
-        citation=citation,
-        formula=formula,
-        params=params,
-        aliases=aliases,
-        needs_reference=True,
-        **kw,  # type: ignore[arg-type]
-    )
+_reg = registrar(FAMILY, "paired", needs_reference=True)
 
 
 # --- DPO and label-noise variants ---------------------------------------------------------------
@@ -75,7 +65,9 @@ def dpo_loss(batch: PairedBatch, params: DpoParams) -> LossOutput:
 @dataclass(frozen=True)
 class LnDpoParams:
     beta: float = param(0.1, gt=0)
-    logp_reduction: str = param("mean", choices=REDUCTIONS, doc="mean = length-normalised (default)")
+    logp_reduction: str = param(
+        "mean", choices=REDUCTIONS, doc="mean = length-normalised (default)"
+    )
 
 
 @_reg(
@@ -157,7 +149,13 @@ class HingeParams:
     logp_reduction: str = _RED
 
 
-@_reg("hinge", "Zhao+ 2023 (SLiC-HF), arXiv:2305.10425", "max(0, 1 − βΔ)", HingeParams, aliases=("slic",))
+@_reg(
+    "hinge",
+    "Zhao+ 2023 (SLiC-HF), arXiv:2305.10425",
+    "max(0, 1 − βΔ)",
+    HingeParams,
+    aliases=("slic",),
+)
 def hinge_loss(batch: PairedBatch, params: HingeParams) -> LossOutput:
     """SLiC-style hinge on the reference-normalised margin (TRL ``hinge``)."""
     h_w, h_l = pair_logratios(batch, params.logp_reduction, "hinge")
@@ -193,7 +191,9 @@ class ExoParams:
     logp_reduction: str = _RED
 
 
-@_reg("exo", "Ji+ 2024, arXiv:2402.00856", "KL(σ(±βΔ) ‖ [1−ε, ε])", ExoParams, aliases=("exo_pair",))
+@_reg(
+    "exo", "Ji+ 2024, arXiv:2402.00856", "KL(σ(±βΔ) ‖ [1−ε, ε])", ExoParams, aliases=("exo_pair",)
+)
 def exo_loss(batch: PairedBatch, params: ExoParams) -> LossOutput:
     """EXO-pref (Eq. 16, K=2): reverse KL from the model's pair distribution to smoothed labels."""
     h_w, h_l = pair_logratios(batch, params.logp_reduction, "exo")
@@ -242,14 +242,23 @@ class BcoPairParams:
     logp_reduction: str = _RED
 
 
-@_reg("bco_pair", "Jung+ 2024, arXiv:2404.04656", "−log σ(βh_w − δ) − log σ(−(βh_l − δ))", BcoPairParams)
+@_reg(
+    "bco_pair",
+    "Jung+ 2024, arXiv:2404.04656",
+    "−log σ(βh_w − δ) − log σ(−(βh_l − δ))",
+    BcoPairParams,
+)
 def bco_pair_loss(batch: PairedBatch, params: BcoPairParams) -> LossOutput:
     """Paired BCO. Default δ=0 as TRL 1.16; ``running`` uses the trainer's running mean of rewards."""
     h_w, h_l = pair_logratios(batch, params.logp_reduction, "bco_pair")
     rw, rl = params.beta * h_w, params.beta * h_l
     delta: Tensor | float = 0.0
     if params.reward_shift == "running":
-        delta = batch.running_margin if batch.running_margin is not None else torch.cat([rw, rl]).detach().mean()
+        delta = (
+            batch.running_margin
+            if batch.running_margin is not None
+            else torch.cat([rw, rl]).detach().mean()
+        )
     return _out(bco_terms(rw, rl, delta), params.beta, h_w, h_l)
 
 
@@ -298,8 +307,16 @@ def aot_loss(batch: PairedBatch, params: AotParams) -> LossOutput:
     Note: batch-coupled by construction (sorting over the batch); row b is the b-th quantile.
     """
     lw, ll = pair_logps(batch, params.logp_reduction)
-    ref_w = seq_logps(require(batch.ref_chosen_logps, "ref_chosen_logps", "aot"), batch.chosen_mask, params.logp_reduction)
-    ref_l = seq_logps(require(batch.ref_rejected_logps, "ref_rejected_logps", "aot"), batch.rejected_mask, params.logp_reduction)
+    ref_w = seq_logps(
+        require(batch.ref_chosen_logps, "ref_chosen_logps", "aot"),
+        batch.chosen_mask,
+        params.logp_reduction,
+    )
+    ref_l = seq_logps(
+        require(batch.ref_rejected_logps, "ref_rejected_logps", "aot"),
+        batch.rejected_mask,
+        params.logp_reduction,
+    )
     delta = torch.sort(lw - ll, dim=0).values - torch.sort(ref_w - ref_l, dim=0).values
     loss = sigmoid_pref_loss(params.beta * delta, params.label_smoothing)
     return _out(loss, params.beta, lw - ref_w, ll - ref_l)
@@ -315,7 +332,9 @@ def aot_unpaired_loss(batch: PairedBatch, params: AotParams) -> LossOutput:
     """AOT (unpaired): first-order stochastic dominance of chosen over rejected log-ratios."""
     h_w, h_l = pair_logratios(batch, params.logp_reduction, "aot_unpaired")
     delta = torch.sort(h_w, dim=0).values - torch.sort(h_l, dim=0).values
-    return _out(sigmoid_pref_loss(params.beta * delta, params.label_smoothing), params.beta, h_w, h_l)
+    return _out(
+        sigmoid_pref_loss(params.beta * delta, params.label_smoothing), params.beta, h_w, h_l
+    )
 
 
 @dataclass(frozen=True)
@@ -359,7 +378,9 @@ class FdpoParams:
 @dataclass(frozen=True)
 class FdpoAlphaParams:
     beta: float = param(0.1, gt=0)
-    alpha: float = param(0.5, gt=0, le=10, doc="α of the α-divergence (TRL default 0.5; α=1 is DPO)")
+    alpha: float = param(
+        0.5, gt=0, le=10, doc="α of the α-divergence (TRL default 0.5; α=1 is DPO)"
+    )
     exp_clamp: float = param(80.0, gt=0, doc="clamp of (α−1)h before exp (TRL: 80 in fp32/bf16)")
     logp_reduction: str = _RED
 
@@ -390,7 +411,13 @@ def fdpo_alpha_loss(batch: PairedBatch, params: FdpoAlphaParams) -> LossOutput:
 )
 def fdpo_js_loss(batch: PairedBatch, params: FdpoParams) -> LossOutput:
     """f-DPO with the Jensen–Shannon divergence: f'(t) = log 2 + log σ(h)."""
-    return _fdpo(batch, params.beta, params.logp_reduction, lambda h: math.log(2) + F.logsigmoid(h), "fdpo_js")
+    return _fdpo(
+        batch,
+        params.beta,
+        params.logp_reduction,
+        lambda h: math.log(2) + F.logsigmoid(h),
+        "fdpo_js",
+    )
 
 
 @dataclass(frozen=True)
@@ -442,8 +469,18 @@ def wpo_loss(batch: PairedBatch, params: WpoParams) -> LossOutput:
     h_w, h_l = pair_logratios(batch, params.logp_reduction, "wpo")
     weights = []
     for logps, mask, lss, field in (
-        (batch.policy_chosen_logps, batch.chosen_mask, batch.chosen_log_sum_sq, "chosen_log_sum_sq"),
-        (batch.policy_rejected_logps, batch.rejected_mask, batch.rejected_log_sum_sq, "rejected_log_sum_sq"),
+        (
+            batch.policy_chosen_logps,
+            batch.chosen_mask,
+            batch.chosen_log_sum_sq,
+            "chosen_log_sum_sq",
+        ),
+        (
+            batch.policy_rejected_logps,
+            batch.rejected_mask,
+            batch.rejected_log_sum_sq,
+            "rejected_log_sum_sq",
+        ),
     ):
         aligned = logps - require(lss, field, "wpo") if params.weights == "aligned" else logps
         # Clamp: for valid inputs mean(log p − log Σp²) ≤ log V ≪ 80; only inconsistent inputs reach it.
@@ -464,7 +501,9 @@ def _ld_logps(logps: Tensor, mask: Tensor, shared: Tensor, alpha: float) -> Tens
 @dataclass(frozen=True)
 class LdDpoParams:
     beta: float = param(0.1, gt=0)
-    alpha: float = param(0.5, ge=0, le=1, doc="weight of tokens beyond the shorter response (1 = DPO)")
+    alpha: float = param(
+        0.5, ge=0, le=1, doc="weight of tokens beyond the shorter response (1 = DPO)"
+    )
 
 
 @_reg(
@@ -560,7 +599,9 @@ def dpop_loss(batch: PairedBatch, params: DpopParams) -> LossOutput:
 class RpoParams:
     beta: float = param(0.1, gt=0)
     alpha: float = param(1.0, ge=0, doc="NLL weight α (paper: 1)")
-    nll_reduction: str = param("token_mean", choices=("token_mean", "seq_mean"), doc="TRL: token_mean")
+    nll_reduction: str = param(
+        "token_mean", choices=("token_mean", "seq_mean"), doc="TRL: token_mean"
+    )
     logp_reduction: str = _RED
 
 
@@ -584,9 +625,9 @@ class RewardAwarePoParams:
 
 def _bernoulli_kl(p_logit: Tensor, q_logit: Tensor) -> Tensor:
     """KL(Bern(σ(p)) ‖ Bern(σ(q)))."""
-    return torch.sigmoid(p_logit) * (F.logsigmoid(p_logit) - F.logsigmoid(q_logit)) + torch.sigmoid(-p_logit) * (
-        F.logsigmoid(-p_logit) - F.logsigmoid(-q_logit)
-    )
+    return torch.sigmoid(p_logit) * (F.logsigmoid(p_logit) - F.logsigmoid(q_logit)) + torch.sigmoid(
+        -p_logit
+    ) * (F.logsigmoid(-p_logit) - F.logsigmoid(-q_logit))
 
 
 @_reg(
@@ -652,7 +693,9 @@ def beta_dpo_loss(batch: PairedBatch, params: BetaDpoParams) -> LossOutput:
     h_w, h_l = pair_logratios(batch, params.logp_reduction, "beta_dpo")
     margins = (params.beta * (h_w - h_l)).detach()
     m0 = batch.running_margin if batch.running_margin is not None else params.m0
-    beta_b = torch.clamp(params.beta * (1 + params.alpha * (margins.mean() - m0)), min=params.min_beta)
+    beta_b = torch.clamp(
+        params.beta * (1 + params.alpha * (margins.mean() - m0)), min=params.min_beta
+    )
     out = _out(-F.logsigmoid(beta_b * (h_w - h_l)), params.beta, h_w, h_l)
     out.metrics["beta"] = beta_b.detach()
     return out
@@ -662,7 +705,9 @@ def beta_dpo_loss(batch: PairedBatch, params: BetaDpoParams) -> LossOutput:
 class AlphaDpoParams:
     beta: float = param(2.5, gt=0)
     gamma: float = param(1.0, ge=0, doc="absolute target margin γ (SimPO-style)")
-    alpha: float = param(0.1, ge=0, doc="weight of the adaptive, batch-standardised reference margin")
+    alpha: float = param(
+        0.1, ge=0, doc="weight of the adaptive, batch-standardised reference margin"
+    )
     eps: float = param(1e-6, gt=0)
 
 
@@ -704,11 +749,15 @@ def tdpo_loss(batch: PairedBatch, params: TdpoParams) -> LossOutput:
     """Token-level DPO (Eq. 20/24). Needs per-token KL(πref‖πθ) from the trainer (with grad)."""
     h_w, h_l = pair_logratios(batch, "sum", "tdpo")
     kl_w = masked_sum(require(batch.chosen_token_kl, "chosen_token_kl", "tdpo"), batch.chosen_mask)
-    kl_l = masked_sum(require(batch.rejected_token_kl, "rejected_token_kl", "tdpo"), batch.rejected_mask)
+    kl_l = masked_sum(
+        require(batch.rejected_token_kl, "rejected_token_kl", "tdpo"), batch.rejected_mask
+    )
     if params.variant == 2:
         kl_w = kl_w.detach()
     delta = params.beta * (kl_l - kl_w)
-    out = _out(-F.logsigmoid(params.beta * (h_w - h_l) - params.alpha * delta), params.beta, h_w, h_l)
+    out = _out(
+        -F.logsigmoid(params.beta * (h_w - h_l) - params.alpha * delta), params.beta, h_w, h_l
+    )
     out.metrics["kl/chosen"], out.metrics["kl/rejected"] = kl_w.detach(), kl_l.detach()
     return out
 

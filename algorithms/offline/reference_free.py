@@ -17,22 +17,22 @@ from ptlab.algorithms.common import (
     nll_rows,
     pair_logps,
     preference_metrics,
+    registrar,
     sigmoid_pref_loss,
 )
-from ptlab.algorithms.registry import NoParams, param, register
+from ptlab.algorithms.registry import NoParams, param
 from ptlab.algorithms.types import LossOutput, PairedBatch
 
 FAMILY = "reference-free"
 _NLL = param("token_mean", choices=("token_mean", "seq_mean"), doc="TRL: token mean over the batch")
 
 
-def _reg(name: str, citation: str, formula: str, params: type, aliases: tuple[str, ...] = ()):  # type: ignore[no-untyped-def]
-    return register(
-        name, family=FAMILY, input_kind="paired", citation=citation, formula=formula, params=params, aliases=aliases
-    )
+_reg = registrar(FAMILY, "paired")
 
 
-def _with_nll(pref: Tensor, batch: PairedBatch, weight: float, reduction: str, rw: Tensor, rl: Tensor) -> LossOutput:
+def _with_nll(
+    pref: Tensor, batch: PairedBatch, weight: float, reduction: str, rw: Tensor, rl: Tensor
+) -> LossOutput:
     metrics = preference_metrics(rw, rl)
     if weight:
         nll = nll_rows(batch.policy_chosen_logps, batch.chosen_mask, reduction)
@@ -55,7 +55,9 @@ def cpo_loss(batch: PairedBatch, params: CpoParams) -> LossOutput:
     """CPO (Eq. 3): DPO with a uniform reference plus a behaviour-cloning NLL on the chosen."""
     lw, ll = pair_logps(batch, params.logp_reduction)
     pref = sigmoid_pref_loss(params.beta * (lw - ll), params.label_smoothing)
-    return _with_nll(pref, batch, params.alpha, params.nll_reduction, params.beta * lw, params.beta * ll)
+    return _with_nll(
+        pref, batch, params.alpha, params.nll_reduction, params.beta * lw, params.beta * ll
+    )
 
 
 @dataclass(frozen=True)
@@ -78,11 +80,20 @@ def _simpo_margin(params: SimpoParams) -> float:
 
 
 def _simpo(batch: PairedBatch, params: SimpoParams, rw: Tensor, rl: Tensor) -> LossOutput:
-    pref = sigmoid_pref_loss(params.beta * (rw - rl) - _simpo_margin(params), params.label_smoothing)
-    return _with_nll(pref, batch, params.alpha, params.nll_reduction, params.beta * rw, params.beta * rl)
+    pref = sigmoid_pref_loss(
+        params.beta * (rw - rl) - _simpo_margin(params), params.label_smoothing
+    )
+    return _with_nll(
+        pref, batch, params.alpha, params.nll_reduction, params.beta * rw, params.beta * rl
+    )
 
 
-@_reg("simpo", "Meng+ 2024, arXiv:2405.14734", "−log σ(β(l̄_w − l̄_l) − γ), l̄ = mean token log-prob", SimpoParams)
+@_reg(
+    "simpo",
+    "Meng+ 2024, arXiv:2405.14734",
+    "−log σ(β(l̄_w − l̄_l) − γ), l̄ = mean token log-prob",
+    SimpoParams,
+)
 def simpo_loss(batch: PairedBatch, params: SimpoParams) -> LossOutput:
     """SimPO (Eq. 6). Default γ absolute (paper/TRL); ``gamma_mode='ratio'`` reads γ as γ/β."""
     lw, ll = pair_logps(batch, params.logp_reduction)
@@ -94,7 +105,12 @@ class CpoSimpoParams(SimpoParams):
     alpha: float = param(1.0, ge=0, doc="NLL weight (TRL cpo_alpha)")
 
 
-@_reg("cpo_simpo", "Meng+ 2024, arXiv:2405.14734 + Xu+ 2024, arXiv:2401.08417", "SimPO + α·NLL(y_w)", CpoSimpoParams)
+@_reg(
+    "cpo_simpo",
+    "Meng+ 2024, arXiv:2405.14734 + Xu+ 2024, arXiv:2401.08417",
+    "SimPO + α·NLL(y_w)",
+    CpoSimpoParams,
+)
 def cpo_simpo_loss(batch: PairedBatch, params: CpoSimpoParams) -> LossOutput:
     """CPO-SimPO: the SimPO margin loss plus CPO's chosen NLL (TRL CPO ``simpo`` with cpo_alpha)."""
     return simpo_loss(batch, params)
@@ -130,7 +146,9 @@ def alphapo_loss(batch: PairedBatch, params: AlphapoParams) -> LossOutput:
 class OrpoParams:
     beta: float = param(0.1, gt=0, doc="λ of the odds-ratio term (TRL beta)")
     nll_reduction: str = _NLL
-    max_logp: float = param(-1e-7, lt=0, doc="mean log-probs are clamped here so log(1 − p) is finite")
+    max_logp: float = param(
+        -1e-7, lt=0, doc="mean log-probs are clamped here so log(1 − p) is finite"
+    )
 
 
 @_reg(
@@ -143,7 +161,14 @@ def orpo_loss(batch: PairedBatch, params: OrpoParams) -> LossOutput:
     """ORPO (Eq. 6–7) on per-token mean log-probs, as in the paper and TRL."""
     lw, ll = (torch.clamp(x, max=params.max_logp) for x in pair_logps(batch, "mean"))
     log_odds = (lw - ll) - (log1mexp(lw) - log1mexp(ll))
-    out = _with_nll(-params.beta * F.logsigmoid(log_odds), batch, 1.0, params.nll_reduction, params.beta * lw, params.beta * ll)
+    out = _with_nll(
+        -params.beta * F.logsigmoid(log_odds),
+        batch,
+        1.0,
+        params.nll_reduction,
+        params.beta * lw,
+        params.beta * ll,
+    )
     out.metrics["log_odds_ratio"] = log_odds.detach()
     return out
 
@@ -180,4 +205,6 @@ class SlicCalParams:
 def slic_cal_loss(batch: PairedBatch, params: SlicCalParams) -> LossOutput:
     """SLiC-HF rank calibration (Eq. 1) with the chosen sequence as the regularisation target."""
     lw, ll = pair_logps(batch, params.logp_reduction)
-    return _with_nll(torch.relu(params.delta - lw + ll), batch, params.lambda_, params.nll_reduction, lw, ll)
+    return _with_nll(
+        torch.relu(params.delta - lw + ll), batch, params.lambda_, params.nll_reduction, lw, ll
+    )

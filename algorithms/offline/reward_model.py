@@ -91,6 +91,9 @@ def prm_bce_loss(batch: ScoreBatch, params: PrmBceParams) -> LossOutput:
     labels = require(batch.step_labels, "step_labels", "prm_bce").to(logits.dtype)
     mask = require(batch.step_mask, "step_mask", "prm_bce").to(logits.dtype)
     pos_weight = torch.tensor(params.pos_weight, dtype=logits.dtype)
-    loss = F.binary_cross_entropy_with_logits(logits, labels, reduction="none", pos_weight=pos_weight) * mask
+    loss = (
+        F.binary_cross_entropy_with_logits(logits, labels, reduction="none", pos_weight=pos_weight)
+        * mask
+    )
     acc = ((logits.detach() > 0).to(logits.dtype) == labels).to(logits.dtype) * mask
     return LossOutput(loss=loss, metrics={"step_accuracy": acc}, token_level=True)

@@ -17,7 +17,9 @@ def token_nll(logps: Tensor, mask: Tensor) -> Tensor:
 
 
 def _out(loss: Tensor, batch: SingleBatch) -> LossOutput:
-    return LossOutput(loss=loss, metrics={"nll": token_nll(batch.logps, batch.mask).detach()}, token_level=True)
+    return LossOutput(
+        loss=loss, metrics={"nll": token_nll(batch.logps, batch.mask).detach()}, token_level=True
+    )
 
 
 @register(

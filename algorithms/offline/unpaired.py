@@ -25,7 +25,9 @@ def _metrics(rewards: Tensor, labels: Tensor) -> dict[str, Tensor]:
     return {"rewards": r, "labels": labels.to(r.dtype)}
 
 
-def _weighted(labels: Tensor, desirable: Tensor, undesirable: Tensor, dw: float, uw: float) -> Tensor:
+def _weighted(
+    labels: Tensor, desirable: Tensor, undesirable: Tensor, dw: float, uw: float
+) -> Tensor:
     return torch.where(labels, dw * desirable, uw * undesirable)
 
 
@@ -49,7 +51,9 @@ def kto_reference_point(batch: UnpairedBatch, h: Tensor, mode: str) -> Tensor:
     if mode == "batch":
         return h.detach().mean().clamp(min=0)
     kl_mask = require(batch.kl_mask, "kl_mask", "kto")
-    kl_policy = seq_logps(require(batch.kl_policy_logps, "kl_policy_logps", "kto"), kl_mask, name="kl_mask")
+    kl_policy = seq_logps(
+        require(batch.kl_policy_logps, "kl_policy_logps", "kto"), kl_mask, name="kl_mask"
+    )
     kl_ref = seq_logps(require(batch.kl_ref_logps, "kl_ref_logps", "kto"), kl_mask, name="kl_mask")
     return (kl_policy - kl_ref).detach().mean().clamp(min=0)
 
@@ -102,7 +106,11 @@ def apo_unpaired_loss(batch: UnpairedBatch, params: ApoUnpairedParams) -> LossOu
     h = _logratio(batch, params.logp_reduction, "apo_unpaired")
     z = params.beta * h
     loss = _weighted(
-        batch.labels.bool(), 1 - torch.sigmoid(z), torch.sigmoid(z), params.desirable_weight, params.undesirable_weight
+        batch.labels.bool(),
+        1 - torch.sigmoid(z),
+        torch.sigmoid(z),
+        params.desirable_weight,
+        params.undesirable_weight,
     )
     return LossOutput(loss=loss, metrics=_metrics(z, batch.labels))
 

@@ -215,7 +215,9 @@ def gdpo_advantage(batch: RewardBatch, params: GroupNormParams) -> AdvantageOutp
     )
     s = per_k.sum(-1)
     if params.scale != "none":
-        s = (s - s.mean()) / (s.std(unbiased=params.unbiased_std) + params.std_eps)
+        # A batch of one has no spread: its std is 0 (not NaN from Bessel's correction).
+        unbiased = params.unbiased_std and s.numel() > 1
+        s = (s - s.mean()) / (s.std(unbiased=unbiased) + params.std_eps)
     return _broadcast(s, batch.mask)
 
 

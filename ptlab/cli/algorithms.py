@@ -11,7 +11,10 @@ from rich.table import Table
 from ptlab.cli.common import console
 from ptlab.errors import UserError
 
-app = typer.Typer(help="List and describe registered algorithms (losses, advantage estimators).", no_args_is_help=True)
+app = typer.Typer(
+    help="List and describe registered algorithms (losses, advantage estimators).",
+    no_args_is_help=True,
+)
 
 
 def _registry():  # type: ignore[no-untyped-def]
@@ -23,7 +26,9 @@ def _registry():  # type: ignore[no-untyped-def]
 
 @app.command("list")
 def list_(
-    family: Annotated[str | None, typer.Option("--family", "-f", help="Only this family, e.g. paired-offline.")] = None,
+    family: Annotated[
+        str | None, typer.Option("--family", "-f", help="Only this family, e.g. paired-offline.")
+    ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
 ) -> None:
     """List entries (aliases are shown with their entry, never as entries)."""
@@ -31,11 +36,17 @@ def list_(
     from ptlab.algorithms.registry import FAMILIES
 
     if family is not None and family not in FAMILIES:
-        raise UserError(f"--family {family!r} is not a family", hint=f"one of: {', '.join(FAMILIES)}")
+        raise UserError(
+            f"--family {family!r} is not a family", hint=f"one of: {', '.join(FAMILIES)}"
+        )
     specs = algorithms.entries(family=family)
     if as_json:
         rows = [
-            {k: v for k, v in spec.describe().items() if k not in {"formula", "role", "input_kind", "needs_teacher"}}
+            {
+                k: v
+                for k, v in spec.describe().items()
+                if k not in {"formula", "role", "input_kind", "needs_teacher"}
+            }
             | {"input_kind": spec.input_kind, "needs_teacher": spec.needs_teacher}
             for spec in specs
         ]

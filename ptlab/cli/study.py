@@ -23,7 +23,7 @@ from ptlab.study.executor import (
     replan_from_disk,
     run_dir,
     run_study,
-    write_report_if_available,
+    write_study_report,
 )
 from ptlab.study.plan import StudyPlan, plan_study
 from ptlab.study.results import atomic_write, read_outcome
@@ -148,7 +148,7 @@ def report_cmd(directory: OutDir) -> None:
     if analysis is None:
         raise UserError(f"{directory}: {note}")
     atomic_write(directory / "analysis.json", json.dumps(analysis.to_json(), indent=1, sort_keys=True))
-    report = write_report_if_available(analysis, directory / "report")
+    report = write_study_report(analysis, directory / "report")
     print_recommendations(analysis)
     console.print(f"report: {report}", markup=False)
 

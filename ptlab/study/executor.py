@@ -357,7 +357,7 @@ def analyze_study(study: ComparisonStudy, out: Path, tables: Tables) -> tuple[An
     """Analyse results.csv (+ items.jsonl): (result, None) or (None, why it was skipped)."""
     import pandas as pd
 
-    from ptlab.analysis.engine import analyze
+    from ptlab.analysis import analyze
 
     if tables.results == 0:
         return None, "no finished final run: nothing to analyse"
@@ -414,19 +414,15 @@ def write_analysis(done: StudyOutcome, study: ComparisonStudy, out: Path) -> str
         return note
     done.analysis = result
     atomic_write(out / "analysis.json", json.dumps(result.to_json(), indent=1, sort_keys=True))
-    done.report = write_report_if_available(result, out / "report")
+    done.report = write_study_report(result, out / "report")
     return None
 
 
-def write_report_if_available(result: Any, directory: Path) -> Path | None:
+def write_study_report(result: Any, directory: Path) -> Path:
     """The analysis report (report.html + PNGs) in ``directory``."""
-    try:
-        from ptlab.analysis import report
-    except ImportError:  # the report module lands with the analysis issue
-        return None
-    directory.mkdir(parents=True, exist_ok=True)
-    path = report.write_report(result, directory)
-    return Path(path) if path else directory / "report.html"
+    from ptlab.analysis import write_report
+
+    return Path(write_report(result, directory))
 
 
 def load_output_study(out: Path) -> ComparisonStudy:

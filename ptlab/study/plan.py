@@ -18,6 +18,8 @@ Every fairness decision is recorded in :attr:`StudyPlan.decisions`.
 
 from __future__ import annotations
 
+import functools
+import hashlib
 import math
 import random
 import re
@@ -48,6 +50,7 @@ NAME_MAX = 63
 
 HASH_EXCLUDE = frozenset({"study", "tracking"})
 """Spec fields that cannot change a run's outcome, so they are not part of its hash."""
+HASH_KEYS = tuple(sorted(set(PostTrainingRunSpec.model_fields) - HASH_EXCLUDE))
 
 
 @dataclass(frozen=True)
@@ -64,7 +67,13 @@ class PlannedRun:
     params: Mapping[str, ParamValue]
     params_hash: str
     trial: int | None
-    spec: PostTrainingRunSpec
+    parts: Mapping[str, Any] = field(repr=False, compare=False)
+    """The spec's fields (shared, pre-validated objects); :attr:`spec` is built on first use."""
+
+    @functools.cached_property
+    def spec(self) -> PostTrainingRunSpec:
+        """The fully resolved run spec."""
+        return PostTrainingRunSpec.model_construct(**self.parts)
 
     @property
     def cell(self) -> Cell:
@@ -193,6 +202,7 @@ def label_value(text: str) -> str:
     return value.strip("-._")
 
 
+@functools.lru_cache(maxsize=4096)
 def dns_part(text: str) -> str:
     """Lower-case DNS-label fragment of ``text`` ("0.5B" → "0-5b")."""
     return re.sub(r"-{2,}", "-", re.sub(r"[^a-z0-9-]+", "-", text.lower())).strip("-")
@@ -293,12 +303,34 @@ class _Builder:
     _data: dict[str, DataSpec] = field(default_factory=dict)
     _training: dict[tuple[str, int], TrainingSpec] = field(default_factory=dict)
     _evals: dict[str, Any] = field(default_factory=dict)
+    _fragments: dict[int, tuple[Any, str]] = field(default_factory=dict)
+    _params_hashes: dict[str, str] = field(default_factory=dict)
 
-    def ref(self, name: str, params: Mapping[str, ParamValue]) -> AlgorithmRef:
-        key = canonical_json([name, params])
+    def fragment(self, part: Any) -> str:
+        """Canonical JSON of a (cached, shared) spec part, computed once per part."""
+        hit = self._fragments.get(id(part))
+        if hit is None:
+            hit = (part, canonical_json(part) if part is not None else "null")
+            self._fragments[id(part)] = hit  # keeps ``part`` alive, so its id stays unique
+        return hit[1]
+
+    def spec_hash(self, parts: Mapping[str, Any]) -> str:
+        """:func:`run_hash` of the spec made of ``parts``, from the parts' canonical JSON.
+
+        Canonical JSON of a mapping is ``{"k":v,...}`` in sorted key order, so joining the
+        parts' canonical texts gives exactly ``canonical_json`` of the whole spec.
+        """
+        body = ",".join(f'"{k}":{self.fragment(parts[k])}' for k in HASH_KEYS)
+        return hashlib.sha256(("{" + body + "}").encode()).hexdigest()[:16]
+
+    def algorithm(self, name: str, params: Mapping[str, ParamValue]) -> tuple[AlgorithmRef, str]:
+        """Validated AlgorithmRef and params hash of a config (once per config)."""
+        key = repr((name, sorted(params.items())))
         if key not in self._refs:
-            self._refs[key] = AlgorithmRef(name=name, params=dict(params))
-        return self._refs[key]
+            ref = AlgorithmRef(name=name, params=dict(params))
+            self._refs[key] = ref
+            self._params_hashes[key] = content_hash([name, params], length=12)
+        return self._refs[key], self._params_hashes[key]
 
     def model(self, scale: str) -> ModelSpec:
         if scale not in self._models:
@@ -340,19 +372,18 @@ class _Builder:
     ) -> PlannedRun:
         scale, domain = cell
         template = self.study.spec.template
-        spec = PostTrainingRunSpec.model_construct(
-            algorithm=self.ref(algorithm, params),
-            model=self.model(scale),
-            reference=template.reference,
-            data=self.data(domain),
-            training=self.training(phase, seed),
-            rollout=template.rollout,
-            eval=self.eval(phase),
-            resources=template.resources,
-            tracking=template.tracking,
-            study=self.study.metadata.name,
-        )
-        spec_hash = run_hash(spec)
+        ref, params_hash = self.algorithm(algorithm, params)
+        parts = {
+            "algorithm": ref,
+            "model": self.model(scale),
+            "reference": template.reference,
+            "data": self.data(domain),
+            "training": self.training(phase, seed),
+            "rollout": template.rollout,
+            "eval": self.eval(phase),
+            "resources": template.resources,
+        }
+        spec_hash = self.spec_hash(parts)
         tag = f"t{trial}" if trial is not None else f"s{seed}"
         run = PlannedRun(
             name=run_name(self.study.metadata.name, algorithm, scale, domain, tag, spec_hash),
@@ -363,9 +394,9 @@ class _Builder:
             domain=domain,
             seed=seed,
             params=dict(params),
-            params_hash=content_hash([algorithm, params], length=12),
+            params_hash=params_hash,
             trial=trial,
-            spec=spec,
+            parts={**parts, "tracking": template.tracking, "study": self.study.metadata.name},
         )
         self.runs.append(run)
         return run
@@ -442,8 +473,11 @@ def fairness_decisions(study: ComparisonStudy, trials: int) -> list[Decision]:
                     Decision(
                         "tuning-unequal",
                         alg.name,
-                        f"grid of {alg.name} has only {size} config(s) < {trials} trials: "
-                        "it gets fewer tuning runs (add values to its tune grid to equalise)",
+                        (f"grid of {alg.name} has only {size} config(s) < {trials} trials: "
+                         "it gets fewer tuning runs (add values to its tune grid to equalise)")
+                        if size else
+                        (f"{alg.name} has no tune grid: it runs its given params untuned while "
+                         f"others get {trials} trials (add a tune grid to equalise)"),
                         {"grid_size": size, "trials": trials},
                     )
                 )

@@ -28,7 +28,15 @@ def test_list_json_has_fifty_distinct_offline_entries(capsys):
     aliases = {a for r in rows for a in r["aliases"]}
     assert not aliases & {r["name"] for r in rows}
     dpo = next(r for r in rows if r["name"] == "dpo")
-    assert set(dpo) >= {"name", "aliases", "family", "needs_reference", "needs_rollouts", "params", "citation"}
+    assert set(dpo) >= {
+        "name",
+        "aliases",
+        "family",
+        "needs_reference",
+        "needs_rollouts",
+        "params",
+        "citation",
+    }
     assert dpo["params"]["beta"] == {"default": 0.1, "min": 0, "max": None}
     assert "sigmoid" in dpo["aliases"] and dpo["needs_reference"] is True
 

@@ -21,9 +21,17 @@ from ptlab.algorithms.types import PairedBatch
 OFFLINE = ("sft", "distill", "reward-model", "paired-offline", "unpaired-offline", "reference-free")
 NAMES = [s.name for s in entries() if s.family in OFFLINE]
 LOGP_FIELDS = {
-    "policy_chosen_logps", "policy_rejected_logps", "ref_chosen_logps", "ref_rejected_logps",
-    "policy_logps", "ref_logps", "kl_policy_logps", "kl_ref_logps", "logps",
-    "chosen_log_sum_sq", "rejected_log_sum_sq",
+    "policy_chosen_logps",
+    "policy_rejected_logps",
+    "ref_chosen_logps",
+    "ref_rejected_logps",
+    "policy_logps",
+    "ref_logps",
+    "kl_policy_logps",
+    "kl_ref_logps",
+    "logps",
+    "chosen_log_sum_sq",
+    "rejected_log_sum_sq",
 }
 MASK_FIELDS = {"chosen_mask", "rejected_mask", "mask", "kl_mask"}
 SETTINGS = settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -51,7 +59,11 @@ def _extreme(batch, value: float, seed: int):  # type: ignore[no-untyped-def]
 
 @pytest.mark.parametrize("name", NAMES)
 @SETTINGS
-@given(value=st.sampled_from([1e4, -1e4, 50.0, 1e-8]), seed=st.integers(0, 2**16), size=st.integers(1, 4))
+@given(
+    value=st.sampled_from([1e4, -1e4, 50.0, 1e-8]),
+    seed=st.integers(0, 2**16),
+    size=st.integers(1, 4),
+)
 def test_finite_for_extreme_inputs(name, value, seed, size):
     spec = get(name)
     batch = _extreme(random_batch(spec.input_kind, size, 5, seed=seed), value, seed)
@@ -77,7 +89,9 @@ def _empty_row(batch):  # type: ignore[no-untyped-def]
     return replace(batch, **changes)
 
 
-MASKED = [n for n in NAMES if get(n).input_kind != "scores" or n == "prm_bce"]  # scalar scores: no mask
+MASKED = [
+    n for n in NAMES if get(n).input_kind != "scores" or n == "prm_bce"
+]  # scalar scores: no mask
 
 
 @pytest.mark.parametrize("name", MASKED)
@@ -107,12 +121,20 @@ def test_masked_positions_are_ignored(name):
     changes = {}
     for f in fields(batch):
         x = getattr(batch, f.name)
-        mask_name = {"policy_chosen_logps": "chosen_mask", "ref_chosen_logps": "chosen_mask",
-                     "policy_rejected_logps": "rejected_mask", "ref_rejected_logps": "rejected_mask",
-                     "policy_logps": "mask", "ref_logps": "mask", "logps": "mask",
-                     "kl_policy_logps": "kl_mask", "kl_ref_logps": "kl_mask",
-                     "chosen_token_kl": "chosen_mask", "rejected_token_kl": "rejected_mask",
-                     "step_logits": "step_mask"}.get(f.name)
+        mask_name = {
+            "policy_chosen_logps": "chosen_mask",
+            "ref_chosen_logps": "chosen_mask",
+            "policy_rejected_logps": "rejected_mask",
+            "ref_rejected_logps": "rejected_mask",
+            "policy_logps": "mask",
+            "ref_logps": "mask",
+            "logps": "mask",
+            "kl_policy_logps": "kl_mask",
+            "kl_ref_logps": "kl_mask",
+            "chosen_token_kl": "chosen_mask",
+            "rejected_token_kl": "rejected_mask",
+            "step_logits": "step_mask",
+        }.get(f.name)
         if mask_name and isinstance(x, torch.Tensor):
             pad = getattr(batch, mask_name) == 0
             changes[f.name] = torch.where(pad, torch.full_like(x, -7.0), x)
@@ -136,7 +158,9 @@ def _pair(v: list[float]) -> PairedBatch:
 @given(v=pair_values, beta=st.floats(0.01, 2))
 def test_cdpo_with_zero_smoothing_is_dpo(v, beta):
     b = _pair(v)
-    torch.testing.assert_close(run("cdpo", b, beta=beta, label_smoothing=0.0).loss, run("dpo", b, beta=beta).loss)
+    torch.testing.assert_close(
+        run("cdpo", b, beta=beta, label_smoothing=0.0).loss, run("dpo", b, beta=beta).loss
+    )
 
 
 @PAIR_SETTINGS
@@ -144,7 +168,9 @@ def test_cdpo_with_zero_smoothing_is_dpo(v, beta):
 def test_dpop_equals_dpo_when_policy_chosen_at_least_reference(v, beta, lam):
     v[2] = min(v[2], v[0])  # log πref(y_w) ≤ log πθ(y_w)
     b = _pair(v)
-    torch.testing.assert_close(run("dpop", b, beta=beta, lambda_=lam).loss, run("dpo", b, beta=beta).loss)
+    torch.testing.assert_close(
+        run("dpop", b, beta=beta, lambda_=lam).loss, run("dpo", b, beta=beta).loss
+    )
 
 
 @PAIR_SETTINGS
@@ -159,9 +185,36 @@ def test_ipo_minimum_at_half_inverse_beta(beta):
         assert (abs(g.item()) < 1e-9) == expect_zero
 
 
-MONOTONE = ["dpo", "cdpo", "robust_dpo", "odpo", "dpop", "r_dpo", "ln_dpo", "beta_dpo", "tdpo", "fdpo_js",
-            "fdpo_fkl", "fdpo_alpha", "nca", "apo_zero", "exo", "discopop", "simpo", "cpo", "orpo", "alphapo",
-            "simper", "rpo", "ld_dpo", "aot_unpaired", "bco_pair", "sppo_hard", "cal_dpo", "mpo"]
+MONOTONE = [
+    "dpo",
+    "cdpo",
+    "robust_dpo",
+    "odpo",
+    "dpop",
+    "r_dpo",
+    "ln_dpo",
+    "beta_dpo",
+    "tdpo",
+    "fdpo_js",
+    "fdpo_fkl",
+    "fdpo_alpha",
+    "nca",
+    "apo_zero",
+    "exo",
+    "discopop",
+    "simpo",
+    "cpo",
+    "orpo",
+    "alphapo",
+    "simper",
+    "rpo",
+    "ld_dpo",
+    "aot_unpaired",
+    "bco_pair",
+    "sppo_hard",
+    "cal_dpo",
+    "mpo",
+]
 
 
 @pytest.mark.parametrize("name", MONOTONE)
@@ -186,7 +239,11 @@ def test_simpo_ratio_mode_is_absolute_gamma_times_beta(v, beta, gamma):
 def test_reward_aware_po_zero_when_implicit_matches_explicit(v):
     b = _pair(v)
     gap = 0.1 * ((v[0] - v[2]) - (v[1] - v[3]))
-    b = replace(b, chosen_rewards=torch.tensor([gap], dtype=torch.float64), rejected_rewards=torch.zeros(1, dtype=torch.float64))
+    b = replace(
+        b,
+        chosen_rewards=torch.tensor([gap], dtype=torch.float64),
+        rejected_rewards=torch.zeros(1, dtype=torch.float64),
+    )
     for distance in ("squared", "bwd_kl", "fwd_kl"):
         assert run("reward_aware_po", b, beta=0.1, distance=distance).loss.abs().item() < 1e-12
 
@@ -199,7 +256,9 @@ def test_beta_dpo_beta_grows_with_batch_margin():
 
 def test_kto_reference_point_is_clamped_at_zero():
     batch = random_batch("unpaired", 4, 5, seed=6)
-    batch = replace(batch, kl_ref_logps=batch.kl_policy_logps + 1.0 * batch.kl_mask)  # KL estimate < 0
+    batch = replace(
+        batch, kl_ref_logps=batch.kl_policy_logps + 1.0 * batch.kl_mask
+    )  # KL estimate < 0
     assert run("kto", batch).metrics["kl"].item() == 0.0
     torch.testing.assert_close(run("kto", batch).loss, run("kto", batch, z0="zero").loss)
 

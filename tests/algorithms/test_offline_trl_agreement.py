@@ -1,175 +1,35 @@
-"""Our offline losses vs TRL 1.16's own loss code: identical float64 inputs, loss and gradients to 1e-6.
-
-TRL's losses live inside trainer methods that call a model. We build each trainer with
-``object.__new__`` (no __init__, no model download) and set only the attributes its loss method
-reads; the "model" is a stand-in module that returns the per-token log-probs we feed to our loss
-(what TRL's fused LM head returns: log-probs of the labels, zero on ignored positions). Everything
-after the forward pass — reductions, masks, the loss formula — is TRL's code, not a copy.
-"""
+"""Our offline losses vs TRL 1.16's own loss code: identical float64 inputs (several seeds, padded
+masks), loss and gradients to 1e-6. See ``ptlab.algorithms.offline.trl_reference`` for how TRL's
+trainer methods are driven without a model."""
 
 from __future__ import annotations
 
-from collections import defaultdict
 from dataclasses import replace
-from types import SimpleNamespace
 from typing import Any
 
 import pytest
 import torch
-from trl.experimental.cpo.cpo_trainer import CPOTrainer
-from trl.experimental.gkd.gkd_trainer import GKDTrainer
-from trl.experimental.orpo.orpo_trainer import ORPOTrainer
-from trl.trainer.dpo_trainer import DPOTrainer
-from trl.trainer.kto_trainer import KTOTrainer
-from trl.trainer.reward_trainer import RewardTrainer
-from trl.trainer.sft_trainer import SFTTrainer
 
 import ptlab.algorithms  # noqa: F401  (registers entries)
 from ptlab.algorithms.common import aggregate, random_batch
+from ptlab.algorithms.offline.trl_reference import (
+    CPOTrainer,
+    GKDTrainer,
+    ORPOTrainer,
+    cpo_trainer,
+    orpo_trainer,
+    trl_dpo_loss,
+    trl_kto_loss,
+    trl_reward_loss,
+    trl_sft_nll,
+    trl_sft_trainer_loss,
+)
 from ptlab.algorithms.registry import get, resolve_params
-from ptlab.algorithms.types import PairedBatch, ScoreBatch, SingleBatch, UnpairedBatch
+from ptlab.algorithms.types import PairedBatch
 
 SEEDS = (0, 1, 2)
 TOL = dict(rtol=1e-6, atol=1e-6)
 B, T = 6, 9
-
-
-# ----------------------------------------------------------------------------- harness
-
-
-class _Accelerator:
-    device = torch.device("cpu")
-    parallelism_config = None
-
-    @staticmethod
-    def gather(x: torch.Tensor) -> torch.Tensor:
-        return x
-
-    gather_for_metrics = gather
-
-
-class _FakeLM(torch.nn.Module):
-    """Returns stored per-token log-probs for the ``input_ids`` tensor it is called with."""
-
-    is_gradient_checkpointing = False
-
-    def __init__(self, table: dict[int, torch.Tensor], extra: dict[int, torch.Tensor] | None = None):
-        super().__init__()
-        self.table, self.extra = table, extra or {}
-
-    def forward(self, input_ids: torch.Tensor, **_: Any) -> SimpleNamespace:
-        lp = self.table[id(input_ids)]
-        zeros = torch.zeros_like(lp)
-        return SimpleNamespace(
-            log_probs=lp,
-            entropy=zeros,
-            mean_logits=zeros,
-            is_top1=torch.zeros_like(lp, dtype=torch.bool),
-            label_mask=lp != 0,
-            log_sum_sq_probs=self.extra.get(id(input_ids)),
-            aux_loss=None,
-        )
-
-
-def _bare(cls: type, **attrs: Any) -> Any:
-    trainer = object.__new__(cls)
-    base = dict(
-        accelerator=_Accelerator(),
-        _metrics=defaultdict(lambda: defaultdict(list)),
-        _total_train_tokens=0,
-        _tp_size=1,
-        aux_loss_enabled=False,
-    )
-    for key, value in {**base, **attrs}.items():
-        setattr(trainer, key, value)
-    return trainer
-
-
-def _ids_and_mask(mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """input_ids and completion_mask with one prompt token in front (TRL shifts by one)."""
-    n = mask.shape[0]
-    ids = torch.zeros(n, mask.shape[1] + 1, dtype=torch.long)
-    completion = torch.cat([torch.zeros(n, 1), mask.to(torch.float64)], dim=1).long()
-    return ids, completion
-
-
-def trl_dpo_loss(batch: PairedBatch, loss_types: list[str], weights: list[float] | None = None, **cfg: Any) -> torch.Tensor:
-    """TRL ``DPOTrainer._compute_loss`` on our batch (reference log-probs from a reference stand-in)."""
-    logps = torch.cat([batch.policy_chosen_logps, batch.policy_rejected_logps])
-    ref = torch.cat([batch.ref_chosen_logps, batch.ref_rejected_logps])
-    ids, completion = _ids_and_mask(torch.cat([batch.chosen_mask, batch.rejected_mask]))
-    extra = {}
-    if cfg.get("use_weighting"):
-        extra[id(ids)] = torch.cat([batch.chosen_log_sum_sq, batch.rejected_log_sum_sq])
-    model = _FakeLM({id(ids): logps}, extra)
-    trainer = _bare(
-        DPOTrainer,
-        model=model,
-        ref_model=_FakeLM({id(ids): ref}),
-        args=SimpleNamespace(discopop_tau=cfg.get("discopop_tau", 0.05), gradient_checkpointing_kwargs=None),
-        precompute_ref_logps=False,
-        loss_types=loss_types,
-        loss_weights=weights or [1.0] * len(loss_types),
-        beta=cfg.get("beta", 0.1),
-        label_smoothing=cfg.get("label_smoothing", 0.0),
-        f_divergence_type=cfg.get("f_divergence_type", "reverse_kl"),
-        f_alpha_divergence_coef=cfg.get("f_alpha", 0.5),
-        ld_alpha=cfg.get("ld_alpha"),
-        use_weighting=cfg.get("use_weighting", False),
-    )
-    inputs = {"input_ids": ids, "attention_mask": torch.ones_like(ids), "completion_mask": completion}
-    return trainer._compute_loss(model, inputs, return_outputs=False)
-
-
-def trl_sft_nll(logps: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-    """TRL's chosen NLL (DPO ``sft`` loss type): token mean over the batch."""
-    pb = PairedBatch(logps, logps.detach(), mask, mask, logps.detach(), logps.detach())
-    return trl_dpo_loss(pb, ["sft"])
-
-
-def trl_sft_trainer_loss(batch: SingleBatch, loss_type: str) -> torch.Tensor:
-    """TRL ``SFTTrainer.compute_loss`` (``nll`` or ``dft``)."""
-    ids, _ = _ids_and_mask(batch.mask)
-    ids = ids[:, 1:]
-    model = _FakeLM({id(ids): batch.logps})
-    trainer = _bare(
-        SFTTrainer,
-        model=model,
-        compute_loss_func=None,
-        label_smoother=None,
-        args=SimpleNamespace(loss_type=loss_type, average_tokens_across_devices=False, max_length=None),
-    )
-    return trainer.compute_loss(model, {"input_ids": ids, "attention_mask": torch.ones_like(ids)})
-
-
-def trl_kto_loss(batch: UnpairedBatch, loss_type: str, calculate_kl: bool, **cfg: Any) -> torch.Tensor:
-    """TRL ``KTOTrainer._compute_loss`` with policy/reference stand-ins for main and KL sequences."""
-    ids, completion = _ids_and_mask(batch.mask)
-    kl_ids, kl_completion = _ids_and_mask(batch.kl_mask)
-    model = _FakeLM({id(ids): batch.policy_logps, id(kl_ids): batch.kl_policy_logps})
-    ref = _FakeLM({id(ids): batch.ref_logps, id(kl_ids): batch.kl_ref_logps})
-    trainer = _bare(
-        KTOTrainer,
-        model=model,
-        ref_model=ref,
-        args=SimpleNamespace(gradient_checkpointing_kwargs=None),
-        precompute_ref_logps=False,
-        calculate_KL=calculate_kl,
-        loss_type=loss_type,
-        beta=cfg.get("beta", 0.1),
-        desirable_weight=cfg.get("desirable_weight", 1.0),
-        undesirable_weight=cfg.get("undesirable_weight", 1.0),
-    )
-    inputs = {
-        "input_ids": ids,
-        "attention_mask": torch.ones_like(ids),
-        "completion_mask": completion,
-        "KL_input_ids": kl_ids,
-        "KL_attention_mask": torch.ones_like(kl_ids),
-        "KL_completion_mask": kl_completion,
-        "label": batch.labels,
-    }
-    return trainer._compute_loss(model, inputs, return_outputs=False)
 
 
 # ----------------------------------------------------------------------------- comparison
@@ -181,7 +41,10 @@ def _leaves(batch: Any, fields: tuple[str, ...]) -> tuple[Any, list[torch.Tensor
 
 
 def _assert_same(
-    ours: torch.Tensor, theirs: torch.Tensor, leaves: list[torch.Tensor], masks: list[torch.Tensor] | None = None
+    ours: torch.Tensor,
+    theirs: torch.Tensor,
+    leaves: list[torch.Tensor],
+    masks: list[torch.Tensor] | None = None,
 ) -> None:
     """Equal losses, and equal gradients on real tokens (padding log-probs are constants in TRL's
     fused head but plain summands in its stand-in here, so their gradients are not compared)."""
@@ -209,35 +72,89 @@ DPO_CASES: list[tuple[str, dict, list[str], list[float] | None, dict]] = [
     ("ln_dpo", {"beta": 0.3}, ["sigmoid_norm"], None, {"beta": 0.3}),
     ("hinge", {"beta": 0.2}, ["hinge"], None, {"beta": 0.2}),
     ("ipo", {"beta": 0.1}, ["ipo"], None, {"beta": 0.1}),
-    ("exo", {"beta": 0.2, "label_smoothing": 0.01}, ["exo_pair"], None, {"beta": 0.2, "label_smoothing": 0.01}),
+    (
+        "exo",
+        {"beta": 0.2, "label_smoothing": 0.01},
+        ["exo_pair"],
+        None,
+        {"beta": 0.2, "label_smoothing": 0.01},
+    ),
     ("nca", {"beta": 0.2}, ["nca_pair"], None, {"beta": 0.2}),
-    ("robust_dpo", {"beta": 0.2, "label_smoothing": 0.2}, ["robust"], None, {"beta": 0.2, "label_smoothing": 0.2}),
-    ("robust_dpo", {"beta": 0.2, "label_smoothing": 0.0}, ["robust"], None, {"beta": 0.2, "label_smoothing": 0.0}),
+    (
+        "robust_dpo",
+        {"beta": 0.2, "label_smoothing": 0.2},
+        ["robust"],
+        None,
+        {"beta": 0.2, "label_smoothing": 0.2},
+    ),
+    (
+        "robust_dpo",
+        {"beta": 0.2, "label_smoothing": 0.0},
+        ["robust"],
+        None,
+        {"beta": 0.2, "label_smoothing": 0.0},
+    ),
     ("bco_pair", {"beta": 0.2}, ["bco_pair"], None, {"beta": 0.2}),
     ("sppo_hard", {"beta": 0.5}, ["sppo_hard"], None, {"beta": 0.5}),
-    ("aot", {"beta": 0.2, "label_smoothing": 0.1}, ["aot"], None, {"beta": 0.2, "label_smoothing": 0.1}),
+    (
+        "aot",
+        {"beta": 0.2, "label_smoothing": 0.1},
+        ["aot"],
+        None,
+        {"beta": 0.2, "label_smoothing": 0.1},
+    ),
     ("aot_unpaired", {"beta": 0.2}, ["aot_unpaired"], None, {"beta": 0.2}),
     ("apo_zero", {"beta": 0.2}, ["apo_zero"], None, {"beta": 0.2}),
     ("apo_down", {"beta": 0.2}, ["apo_down"], None, {"beta": 0.2}),
-    ("discopop", {"beta": 0.3, "tau": 0.05}, ["discopop"], None, {"beta": 0.3, "discopop_tau": 0.05}),
+    (
+        "discopop",
+        {"beta": 0.3, "tau": 0.05},
+        ["discopop"],
+        None,
+        {"beta": 0.3, "discopop_tau": 0.05},
+    ),
     ("rpo", {"beta": 0.2, "alpha": 0.7}, ["sigmoid", "sft"], [1.0, 0.7], {"beta": 0.2}),
     ("mpo", {"beta": 0.2}, ["sigmoid", "bco_pair", "sft"], [0.8, 0.2, 1.0], {"beta": 0.2}),
     ("wpo", {"beta": 0.2}, ["sigmoid"], None, {"beta": 0.2, "use_weighting": True}),
     ("ld_dpo", {"beta": 0.2, "alpha": 0.4}, ["sigmoid"], None, {"beta": 0.2, "ld_alpha": 0.4}),
-    ("fdpo_js", {"beta": 0.2}, ["sigmoid"], None, {"beta": 0.2, "f_divergence_type": "js_divergence"}),
-    ("fdpo_fkl", {"beta": 0.2}, ["sigmoid"], None, {"beta": 0.2, "f_divergence_type": "forward_kl"}),
-    ("fdpo_alpha", {"beta": 0.2, "alpha": 1.0}, ["sigmoid"], None, {"beta": 0.2, "f_divergence_type": "alpha_divergence", "f_alpha": 1.0}),
+    (
+        "fdpo_js",
+        {"beta": 0.2},
+        ["sigmoid"],
+        None,
+        {"beta": 0.2, "f_divergence_type": "js_divergence"},
+    ),
+    (
+        "fdpo_fkl",
+        {"beta": 0.2},
+        ["sigmoid"],
+        None,
+        {"beta": 0.2, "f_divergence_type": "forward_kl"},
+    ),
+    (
+        "fdpo_alpha",
+        {"beta": 0.2, "alpha": 1.0},
+        ["sigmoid"],
+        None,
+        {"beta": 0.2, "f_divergence_type": "alpha_divergence", "f_alpha": 1.0},
+    ),
     ("tr_dpo", {"beta": 0.2}, ["sigmoid"], None, {"beta": 0.2}),
     ("bema", {"beta": 0.2}, ["sigmoid"], None, {"beta": 0.2}),
 ]
 
 
 @pytest.mark.parametrize("seed", SEEDS)
-@pytest.mark.parametrize(("name", "ours", "types", "weights", "cfg"), DPO_CASES, ids=lambda v: v if isinstance(v, str) else "")
+@pytest.mark.parametrize(
+    ("name", "ours", "types", "weights", "cfg"),
+    DPO_CASES,
+    ids=lambda v: v if isinstance(v, str) else "",
+)
 def test_paired_matches_trl_dpo_trainer(seed, name, ours, types, weights, cfg):
     batch, leaves = _leaves(random_batch("paired", B, T, seed=seed), POLICY)
     masks = [batch.chosen_mask, batch.rejected_mask]
-    _assert_same(_ours(name, batch, **ours), trl_dpo_loss(batch, types, weights, **cfg), leaves, masks)
+    _assert_same(
+        _ours(name, batch, **ours), trl_dpo_loss(batch, types, weights, **cfg), leaves, masks
+    )
 
 
 @pytest.mark.parametrize("seed", SEEDS)
@@ -248,9 +165,15 @@ def test_ipo_sum_convention_differs_from_trl_and_matches_paper_scale(seed):
     # instead use one-token completions, where sum and mean coincide and both must match TRL.
     one = torch.zeros_like(batch.chosen_mask)
     one[:, 0] = 1
-    b1 = replace(batch, chosen_mask=one, rejected_mask=one,
-                 policy_chosen_logps=batch.policy_chosen_logps * one, policy_rejected_logps=batch.policy_rejected_logps * one,
-                 ref_chosen_logps=batch.ref_chosen_logps * one, ref_rejected_logps=batch.ref_rejected_logps * one)
+    b1 = replace(
+        batch,
+        chosen_mask=one,
+        rejected_mask=one,
+        policy_chosen_logps=batch.policy_chosen_logps * one,
+        policy_rejected_logps=batch.policy_rejected_logps * one,
+        ref_chosen_logps=batch.ref_chosen_logps * one,
+        ref_rejected_logps=batch.ref_rejected_logps * one,
+    )
     trl = trl_dpo_loss(b1, ["ipo"], beta=0.1)
     _assert_same(_ours("ipo", b1, logp_reduction="sum"), trl, leaves, [one, one])
     # On real lengths the two conventions differ.
@@ -263,9 +186,15 @@ def test_fdpo_alpha_matches_trl_in_float32(seed):
     batch = random_batch("paired", B, T, seed=seed, dtype=torch.float32)
     batch, leaves = _leaves(batch, POLICY)
     ours = _ours("fdpo_alpha", batch, beta=0.2, alpha=0.5)
-    theirs = trl_dpo_loss(batch, ["sigmoid"], beta=0.2, f_divergence_type="alpha_divergence", f_alpha=0.5)
+    theirs = trl_dpo_loss(
+        batch, ["sigmoid"], beta=0.2, f_divergence_type="alpha_divergence", f_alpha=0.5
+    )
     torch.testing.assert_close(ours, theirs, rtol=1e-5, atol=1e-6)
-    grads = zip(torch.autograd.grad(ours, leaves, retain_graph=True), torch.autograd.grad(theirs, leaves), strict=True)
+    grads = zip(
+        torch.autograd.grad(ours, leaves, retain_graph=True),
+        torch.autograd.grad(theirs, leaves),
+        strict=True,
+    )
     for (a, b), m in zip(grads, (batch.chosen_mask, batch.rejected_mask), strict=True):
         torch.testing.assert_close(a * m, b * m, rtol=1e-5, atol=1e-6)
 
@@ -290,8 +219,13 @@ UNPAIRED = ("policy_logps",)
 KTO_CASES = [
     ("kto", {"beta": 0.2}, "kto", True, {"beta": 0.2}),
     ("kto", {"beta": 0.2, "z0": "zero"}, "kto", False, {"beta": 0.2}),
-    ("kto", {"beta": 0.3, "desirable_weight": 1.5, "undesirable_weight": 0.5}, "kto", True,
-     {"beta": 0.3, "desirable_weight": 1.5, "undesirable_weight": 0.5}),
+    (
+        "kto",
+        {"beta": 0.3, "desirable_weight": 1.5, "undesirable_weight": 0.5},
+        "kto",
+        True,
+        {"beta": 0.3, "desirable_weight": 1.5, "undesirable_weight": 0.5},
+    ),
     ("apo_unpaired", {"beta": 0.2}, "apo_zero_unpaired", False, {"beta": 0.2}),
 ]
 
@@ -303,7 +237,9 @@ def test_unpaired_matches_trl_kto_trainer(seed, name, ours, loss_type, kl, cfg):
     # Shift the KL sequences so the mismatched-pair z0 is positive (not clamped) for some seeds.
     raw = replace(raw, kl_ref_logps=raw.kl_ref_logps - 0.3 * seed * raw.kl_mask)
     batch, leaves = _leaves(raw, UNPAIRED)
-    _assert_same(_ours(name, batch, **ours), trl_kto_loss(batch, loss_type, kl, **cfg), leaves, [batch.mask])
+    _assert_same(
+        _ours(name, batch, **ours), trl_kto_loss(batch, loss_type, kl, **cfg), leaves, [batch.mask]
+    )
 
 
 # ----------------------------------------------------------------------------- from logits
@@ -312,7 +248,9 @@ def test_unpaired_matches_trl_kto_trainer(seed, name, ours, loss_type, kl, cfg):
 def _logit_batch(seed: int, vocab: int = 11) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Concatenated [chosen; rejected] logits (2B, T+1, V) and labels with −100 on prompt/padding."""
     gen = torch.Generator().manual_seed(seed)
-    logits = torch.randn(2 * B, T + 1, vocab, generator=gen, dtype=torch.float64).requires_grad_(True)
+    logits = torch.randn(2 * B, T + 1, vocab, generator=gen, dtype=torch.float64).requires_grad_(
+        True
+    )
     labels = torch.randint(0, vocab, (2 * B, T + 1), generator=gen)
     lengths = torch.randint(1, T + 1, (2 * B,), generator=gen)
     mask = torch.arange(T)[None, :] < lengths[:, None]
@@ -321,13 +259,17 @@ def _logit_batch(seed: int, vocab: int = 11) -> tuple[torch.Tensor, torch.Tensor
     return logits, labels, mask.to(torch.float64)
 
 
-def _paired_from_logits(logits: torch.Tensor, labels: torch.Tensor, mask: torch.Tensor) -> PairedBatch:
+def _paired_from_logits(
+    logits: torch.Tensor, labels: torch.Tensor, mask: torch.Tensor
+) -> PairedBatch:
     safe = labels[:, 1:].clamp(min=0)
     per_token = torch.log_softmax(logits[:, :-1], -1).gather(-1, safe[..., None])[..., 0] * mask
     return PairedBatch(per_token[:B], per_token[B:], mask[:B], mask[B:])
 
 
-def _trl_seq_logps(cls: type, logits: torch.Tensor, labels: torch.Tensor, average: bool) -> tuple[torch.Tensor, torch.Tensor]:
+def _trl_seq_logps(
+    cls: type, logits: torch.Tensor, labels: torch.Tensor, average: bool
+) -> tuple[torch.Tensor, torch.Tensor]:
     logps = cls.get_batch_logps(logits, labels, average_log_prob=average)
     return logps[:B], logps[B:]
 
@@ -335,11 +277,41 @@ def _trl_seq_logps(cls: type, logits: torch.Tensor, labels: torch.Tensor, averag
 CPO_CASES = [
     # (our entry, our overrides, TRL attributes, average log-probs, cpo_alpha)
     ("cpo", {"beta": 0.2, "alpha": 1.0}, {"loss_type": "sigmoid", "alpha": 0.0}, False, 1.0),
-    ("cpo", {"beta": 0.2, "alpha": 0.0, "label_smoothing": 0.1}, {"loss_type": "sigmoid", "alpha": 0.0, "label_smoothing": 0.1}, False, 0.0),
-    ("simpo", {"beta": 2.0, "gamma": 0.5}, {"loss_type": "simpo", "alpha": 0.0, "simpo_gamma": 0.5, "beta": 2.0}, True, 0.0),
-    ("simpo", {"beta": 2.0, "gamma": 0.25, "gamma_mode": "ratio"}, {"loss_type": "simpo", "alpha": 0.0, "simpo_gamma": 0.5, "beta": 2.0}, True, 0.0),
-    ("cpo_simpo", {"beta": 2.0, "gamma": 0.5, "alpha": 0.5}, {"loss_type": "simpo", "alpha": 0.0, "simpo_gamma": 0.5, "beta": 2.0}, True, 0.5),
-    ("alphapo", {"beta": 2.0, "gamma": 0.5, "alpha_shape": 0.25}, {"loss_type": "simpo", "alpha": 0.25, "simpo_gamma": 0.5, "beta": 2.0}, True, 0.0),
+    (
+        "cpo",
+        {"beta": 0.2, "alpha": 0.0, "label_smoothing": 0.1},
+        {"loss_type": "sigmoid", "alpha": 0.0, "label_smoothing": 0.1},
+        False,
+        0.0,
+    ),
+    (
+        "simpo",
+        {"beta": 2.0, "gamma": 0.5},
+        {"loss_type": "simpo", "alpha": 0.0, "simpo_gamma": 0.5, "beta": 2.0},
+        True,
+        0.0,
+    ),
+    (
+        "simpo",
+        {"beta": 2.0, "gamma": 0.25, "gamma_mode": "ratio"},
+        {"loss_type": "simpo", "alpha": 0.0, "simpo_gamma": 0.5, "beta": 2.0},
+        True,
+        0.0,
+    ),
+    (
+        "cpo_simpo",
+        {"beta": 2.0, "gamma": 0.5, "alpha": 0.5},
+        {"loss_type": "simpo", "alpha": 0.0, "simpo_gamma": 0.5, "beta": 2.0},
+        True,
+        0.5,
+    ),
+    (
+        "alphapo",
+        {"beta": 2.0, "gamma": 0.5, "alpha_shape": 0.25},
+        {"loss_type": "simpo", "alpha": 0.25, "simpo_gamma": 0.5, "beta": 2.0},
+        True,
+        0.0,
+    ),
 ]
 
 
@@ -348,9 +320,10 @@ CPO_CASES = [
 def test_reference_free_matches_trl_cpo_trainer(seed, name, ours, trl_attrs, average, cpo_alpha):
     logits, labels, mask = _logit_batch(seed)
     batch = _paired_from_logits(logits, labels, mask)
-    attrs = {"beta": ours.get("beta", 0.1), "label_smoothing": 0.0, "simpo_gamma": 0.5, **trl_attrs}
-    cpo = _bare(CPOTrainer, **attrs)
-    losses, _, _ = cpo.cpo_loss(*_trl_seq_logps(CPOTrainer, logits, labels, average))
+    attrs = {"beta": ours.get("beta", 0.1), **trl_attrs}
+    losses, _, _ = cpo_trainer(**attrs).cpo_loss(
+        *_trl_seq_logps(CPOTrainer, logits, labels, average)
+    )
     theirs = losses.mean()
     if cpo_alpha:
         theirs = theirs + cpo_alpha * trl_sft_nll(batch.policy_chosen_logps, batch.chosen_mask)
@@ -361,8 +334,9 @@ def test_reference_free_matches_trl_cpo_trainer(seed, name, ours, trl_attrs, ave
 def test_orpo_matches_trl_orpo_trainer(seed):
     logits, labels, mask = _logit_batch(seed)
     batch = _paired_from_logits(logits, labels, mask)
-    orpo = _bare(ORPOTrainer, beta=0.25)
-    losses, *_ = orpo.odds_ratio_loss(*_trl_seq_logps(ORPOTrainer, logits, labels, True))
+    losses, *_ = orpo_trainer(0.25).odds_ratio_loss(
+        *_trl_seq_logps(ORPOTrainer, logits, labels, True)
+    )
     theirs = trl_sft_nll(batch.policy_chosen_logps, batch.chosen_mask) - losses.mean()
     _assert_same(_ours("orpo", batch, beta=0.25), theirs, [logits])
 
@@ -382,30 +356,22 @@ def test_distillation_matches_trl_generalized_jsd(seed, name, ours, beta, temper
     batch, leaves = _leaves(random_batch("single", B, T, vocab=13, seed=seed), ("logits",))
     out = get(name).fn(batch, resolve_params(name, ours))
     labels = torch.where(batch.mask.bool(), batch.labels, torch.full_like(batch.labels, -100))
-    theirs = GKDTrainer.generalized_jsd_loss(batch.logits, batch.teacher_logits, labels, beta=beta, temperature=temperature)
+    theirs = GKDTrainer.generalized_jsd_loss(
+        batch.logits, batch.teacher_logits, labels, beta=beta, temperature=temperature
+    )
     _assert_same(aggregate(out.loss, batch.mask, "token-mean"), theirs, leaves)
 
 
-def trl_reward_loss(batch: ScoreBatch, center: float | None, with_margin: bool) -> torch.Tensor:
-    scores = torch.cat([batch.chosen, batch.rejected])[:, None]
-    model = SimpleNamespace(training=True)
-    trainer = _bare(RewardTrainer, model=model, args=SimpleNamespace(center_rewards_coefficient=center))
-    inputs: dict[str, Any] = {"attention_mask": torch.ones(2 * B, 3)}
-    if with_margin:
-        inputs["margin"] = batch.margins
-
-    def forward(**_: Any) -> SimpleNamespace:
-        return SimpleNamespace(logits=scores)
-
-    return trainer.compute_loss(forward, inputs)
-
-
 @pytest.mark.parametrize("seed", SEEDS)
-@pytest.mark.parametrize(("name", "center"), [("rm_bt", None), ("rm_bt", 0.01), ("rm_bt_margin", None), ("rm_bt_margin", 0.05)])
+@pytest.mark.parametrize(
+    ("name", "center"),
+    [("rm_bt", None), ("rm_bt", 0.01), ("rm_bt_margin", None), ("rm_bt_margin", 0.05)],
+)
 def test_reward_models_match_trl_reward_trainer(seed, name, center):
     batch, leaves = _leaves(random_batch("scores", B, T, seed=seed), ("chosen", "rejected"))
     ours = _ours(name, batch, center_rewards_coefficient=center or 0.0)
-    _assert_same(ours, trl_reward_loss(batch, center, name == "rm_bt_margin"), leaves)
+    margins = batch.margins if name == "rm_bt_margin" else None
+    _assert_same(ours, trl_reward_loss(batch.chosen, batch.rejected, margins, center), leaves)
 
 
 TRL_VERIFIED = sorted(

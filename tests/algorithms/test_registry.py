@@ -20,18 +20,78 @@ from ptlab.algorithms.types import AdvantageOutput, LossOutput
 # Catalog (../shared/ALGORITHMS.md) sections "Supervised and distillation", "Reward models",
 # "Paired offline preference", "Unpaired", "Reference-free": each name must resolve (entry or alias).
 CATALOG_OFFLINE = [
-    "sft", "rft", "dft", "kd_forward", "kd_reverse", "gkd", "on_policy_distill", "uld",
-    "rm_bt", "rm_bt_margin", "rm_regression", "prm_bce",
-    "dpo", "cdpo", "robust_dpo", "ipo", "hinge", "exo", "nca", "bco_pair", "sppo_hard", "aot",
-    "aot_pair", "aot_unpaired", "apo_zero", "apo_down", "discopop", "fdpo_alpha", "fdpo_js",
-    "fdpo_fkl", "ln_dpo", "wpo", "ld_dpo", "r_dpo", "odpo", "dpop", "rpo", "reward_aware_po",
-    "cal_dpo", "beta_dpo", "alpha_dpo", "tdpo", "tr_dpo", "mpo", "sigmoid_norm", "bema",
-    "kto", "bco", "apo_unpaired",
-    "orpo", "cpo", "simpo", "cpo_simpo", "alphapo", "simper", "slic_cal",
+    "sft",
+    "rft",
+    "dft",
+    "kd_forward",
+    "kd_reverse",
+    "gkd",
+    "on_policy_distill",
+    "uld",
+    "rm_bt",
+    "rm_bt_margin",
+    "rm_regression",
+    "prm_bce",
+    "dpo",
+    "cdpo",
+    "robust_dpo",
+    "ipo",
+    "hinge",
+    "exo",
+    "nca",
+    "bco_pair",
+    "sppo_hard",
+    "aot",
+    "aot_pair",
+    "aot_unpaired",
+    "apo_zero",
+    "apo_down",
+    "discopop",
+    "fdpo_alpha",
+    "fdpo_js",
+    "fdpo_fkl",
+    "ln_dpo",
+    "wpo",
+    "ld_dpo",
+    "r_dpo",
+    "odpo",
+    "dpop",
+    "rpo",
+    "reward_aware_po",
+    "cal_dpo",
+    "beta_dpo",
+    "alpha_dpo",
+    "tdpo",
+    "tr_dpo",
+    "mpo",
+    "sigmoid_norm",
+    "bema",
+    "kto",
+    "bco",
+    "apo_unpaired",
+    "orpo",
+    "cpo",
+    "simpo",
+    "cpo_simpo",
+    "alphapo",
+    "simper",
+    "slic_cal",
     # TRL DPO loss_type names and other aliases
-    "sigmoid", "slic", "exo_pair", "nca_pair", "robust", "apo_zero_unpaired",
+    "sigmoid",
+    "slic",
+    "exo_pair",
+    "nca_pair",
+    "robust",
+    "apo_zero_unpaired",
 ]
-OFFLINE_FAMILIES = ("sft", "distill", "reward-model", "paired-offline", "unpaired-offline", "reference-free")
+OFFLINE_FAMILIES = (
+    "sft",
+    "distill",
+    "reward-model",
+    "paired-offline",
+    "unpaired-offline",
+    "reference-free",
+)
 ALL = [s.name for s in entries()]
 REF_FIELDS = ("ref_chosen_logps", "ref_rejected_logps", "ref_logps", "kl_ref_logps")
 
@@ -54,18 +114,8 @@ def test_offline_entry_count_and_aliases_not_counted_twice():
         assert alias in REGISTRY[target].aliases
 
 
-# Known failures of entries owned by the online-RL work; strict, so a fix must remove the marker.
-KNOWN_BROKEN = {("gdpo", 1): "gdpo returns NaN advantages for a batch of one (unbiased std of one value)"}
-
-
 def _contract_cases() -> list:  # type: ignore[type-arg]
-    cases = []
-    for name in ALL:
-        for size in (1, 4):
-            reason = KNOWN_BROKEN.get((name, size))
-            marks = [pytest.mark.xfail(strict=True, reason=reason)] if reason else []
-            cases.append(pytest.param(name, size, marks=marks, id=f"{name}-{size}"))
-    return cases
+    return [pytest.param(name, size, id=f"{name}-{size}") for name in ALL for size in (1, 4)]
 
 
 @pytest.mark.parametrize(("name", "size"), _contract_cases())
@@ -100,10 +150,14 @@ def test_entry_metadata_consistent(name):
     assert spec.fn.__doc__ and spec.fn.__doc__.strip()
     assert dataclasses.is_dataclass(spec.params) and spec.params.__dataclass_params__.frozen  # type: ignore[attr-defined]
     for pname, (default, rng) in spec.param_ranges().items():
-        assert rng.check(pname, default) is None, f"{name}.{pname} default {default!r} outside its range"
+        assert rng.check(pname, default) is None, (
+            f"{name}.{pname} default {default!r} outside its range"
+        )
     json.dumps(spec.describe())  # the CLI's --json must serialise
     if spec.family in OFFLINE_FAMILIES:
-        assert re.search(r"arXiv:\d{4}\.\d{4,5}|no single source|no arXiv", spec.citation), spec.citation
+        assert re.search(r"arXiv:\d{4}\.\d{4,5}|no single source|no arXiv", spec.citation), (
+            spec.citation
+        )
 
 
 @pytest.mark.parametrize("name", [n for n in ALL if not get(n).needs_reference])
@@ -118,12 +172,19 @@ def test_entries_without_reference_run_without_it(name):
 
 
 @pytest.mark.parametrize(
-    "name", [n for n in ALL if get(n).family in OFFLINE_FAMILIES and (get(n).needs_reference or get(n).needs_teacher)]
+    "name",
+    [
+        n
+        for n in ALL
+        if get(n).family in OFFLINE_FAMILIES and (get(n).needs_reference or get(n).needs_teacher)
+    ],
 )
 def test_offline_needs_flags_are_enforced(name):
     spec = get(name)
     batch = random_batch(spec.input_kind, 3, 5)
-    field = "teacher_logits" if spec.needs_teacher else next(f for f in REF_FIELDS if hasattr(batch, f))
+    field = (
+        "teacher_logits" if spec.needs_teacher else next(f for f in REF_FIELDS if hasattr(batch, f))
+    )
     with pytest.raises(ValueError, match=f"{field}"):
         _run(spec, replace(batch, **{field: None}))
 
@@ -144,7 +205,9 @@ def test_duplicate_names_and_aliases_raise_without_side_effects():
     assert (dict(REGISTRY), dict(ALIASES)) == before
 
 
-@pytest.mark.parametrize(("typo", "hint"), [("simpoo", "simpo"), ("dpoo", "dpo"), ("kto_", "kto"), ("orpo2", "orpo")])
+@pytest.mark.parametrize(
+    ("typo", "hint"), [("simpoo", "simpo"), ("dpoo", "dpo"), ("kto_", "kto"), ("orpo2", "orpo")]
+)
 def test_unknown_name_suggests_close_matches(typo, hint):
     with pytest.raises(registry.UnknownAlgorithmError, match=rf"did you mean .*\b{hint}\b"):
         get(typo)

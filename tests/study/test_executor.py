@@ -11,14 +11,12 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 from rich.console import Console
 
-from ptlab.api import hooks
 from ptlab.api.models import ComparisonStudy
 from ptlab.study.executor import ExecutorConfig, StudyFailed, run_study
 from ptlab.study.results import RESULT_COLUMNS
@@ -26,22 +24,7 @@ from ptlab.study.results import RESULT_COLUMNS
 FAKE = Path(__file__).with_name("fake_trainer.py")
 ENTRY = [sys.executable, str(FAKE)]
 REPO = Path(__file__).resolve().parents[2]
-
-
-@pytest.fixture()
-def any_algorithm() -> Iterator[None]:
-    """Accept made-up algorithm names/params (the fake trainer's 'bonus')."""
-    previous = hooks._load()
-    hooks.set_algorithm_checkers([])
-    yield
-    hooks.set_algorithm_checkers(previous)
-
-
-@pytest.fixture()
-def fake_env(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("FAKE_MEANS", json.dumps({"good": 0.5, "bad": 0.5}))
-    monkeypatch.delenv("FAKE_FAIL", raising=False)
-    monkeypatch.delenv("FAKE_STEP_S", raising=False)
+QUIET = Console(quiet=True)
 
 
 def tuned_study(**extra: Any) -> ComparisonStudy:
@@ -83,7 +66,7 @@ def invocations(out: Path) -> dict[str, int]:
 def test_study_runs_tunes_on_validation_and_writes_the_results_table(
     tmp_path: Path, any_algorithm: None, fake_env: None
 ) -> None:
-    done = run_study(tuned_study(), config(tmp_path), Console(file=open(os.devnull, "w")))
+    done = run_study(tuned_study(), config(tmp_path), QUIET)
     assert done.failed == {} and len(done.succeeded) == 4 + 4
     rows = read_csv(tmp_path / "results.csv")
     assert tuple(rows[0]) == RESULT_COLUMNS
@@ -106,6 +89,8 @@ def test_study_runs_tunes_on_validation_and_writes_the_results_table(
     means = {a["algorithm"]: a["mean"] for a in analysis["rankings"][0]["algorithms"]}
     assert means == pytest.approx({a: (got[(a, 0)] + got[(a, 1)]) / 2 for a in ("good", "bad")})
     assert analysis["recommendations"][0]["best"][0] == "good"
+    assert done.report is not None and done.report.is_file()
+    assert "<img" in done.report.read_text()  # self-contained report with embedded figures
     plan = json.loads((tmp_path / "plan.json").read_text())
     assert {r["status"] for r in plan["runs"]} == {"succeeded"}
     assert any(d["kind"] == "tuning-choice" and d["data"]["params"] == {"bonus": 0.3}
@@ -113,7 +98,7 @@ def test_study_runs_tunes_on_validation_and_writes_the_results_table(
     # a rerun is a no-op: nothing executed, no trainer started, results untouched
     stamps = {p: p.stat().st_mtime_ns for p in tmp_path.glob("runs/*/result.json")}
     before = invocations(tmp_path)
-    again = run_study(tuned_study(), config(tmp_path), Console(file=open(os.devnull, "w")))
+    again = run_study(tuned_study(), config(tmp_path), QUIET)
     assert again.executed == [] and invocations(tmp_path) == before
     assert {p: p.stat().st_mtime_ns for p in tmp_path.glob("runs/*/result.json")} == stamps
     assert read_csv(tmp_path / "results.csv") == rows
@@ -124,7 +109,7 @@ def test_failed_run_is_recorded_and_the_study_continues(
 ) -> None:
     monkeypatch.setenv("FAKE_FAIL", "bad")
     study = tuned_study(algorithms=[{"name": "good"}, {"name": "bad"}])
-    done = run_study(study, config(tmp_path), Console(file=open(os.devnull, "w")))
+    done = run_study(study, config(tmp_path), QUIET)
     assert sorted(done.succeeded) == sorted(r.name for r in done.plan.runs if r.algorithm == "good")
     assert len(done.failed) == 2
     assert all(e.startswith("exit code 3: fake failure of bad") for e in done.failed.values())
@@ -133,7 +118,7 @@ def test_failed_run_is_recorded_and_the_study_continues(
     assert statuses == {"good": "succeeded", "bad": "failed"}
     # the next invocation retries the failed runs only
     monkeypatch.delenv("FAKE_FAIL")
-    again = run_study(study, config(tmp_path), Console(file=open(os.devnull, "w")))
+    again = run_study(study, config(tmp_path), QUIET)
     assert sorted(again.executed) == sorted(done.failed) and again.failed == {}
     assert len(read_csv(tmp_path / "results.csv")) == 4
 
@@ -144,7 +129,7 @@ def test_fail_fast_stops_at_the_first_failure(
     monkeypatch.setenv("FAKE_FAIL", "bad")
     study = tuned_study(algorithms=[{"name": "bad"}, {"name": "good"}])
     with pytest.raises(StudyFailed, match="failed"):
-        run_study(study, config(tmp_path, parallel=1, fail_fast=True), Console(file=open(os.devnull, "w")))
+        run_study(study, config(tmp_path, parallel=1, fail_fast=True), QUIET)
     assert list(tmp_path.glob("runs/*/result.json")) == []
     assert (tmp_path / "results.csv").is_file()
 
@@ -155,7 +140,7 @@ def test_sequential_seeds_run_until_resolved_or_max(
     # equal true means: the top set stays unresolved, so seeds grow to the maximum
     study = tuned_study(algorithms=[{"name": "good"}, {"name": "bad"}],
                         seeds={"count": 2, "sequential": {"max": 4}})
-    done = run_study(study, config(tmp_path), Console(file=open(os.devnull, "w")))
+    done = run_study(study, config(tmp_path), QUIET)
     seeds = {(r.algorithm, r.seed) for r in done.plan.runs}
     assert seeds == {(a, s) for a in ("good", "bad") for s in range(4)}
     plan = json.loads((tmp_path / "plan.json").read_text())
@@ -166,7 +151,7 @@ def test_sequential_seeds_run_until_resolved_or_max(
     # clearly separated means: resolved with the initial seeds, nothing added
     monkeypatch.setenv("FAKE_MEANS", json.dumps({"good": 0.9, "bad": 0.1}))
     out = tmp_path / "separated"
-    done = run_study(study, config(out), Console(file=open(os.devnull, "w")))
+    done = run_study(study, config(out), QUIET)
     assert {r.seed for r in done.plan.runs} == {0, 1}
 
 

@@ -3,6 +3,7 @@ validation split, sequential seeds (pure functions, no runs)."""
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from typing import Any
 
@@ -165,7 +166,7 @@ def test_hashes_and_names_are_stable_unique_and_dns_safe() -> None:
     other = study(template={"training": {"batch_size": 4, "max_len": 64, "lr": 3e-5},
                             "eval": {"items": 50}})
     assert not {r.spec_hash for r in plan_study(other).runs} & {r.spec_hash for r in a.runs}
-    assert run_hash(a.runs[0].spec) == a.runs[0].spec_hash
+    assert all(run_hash(r.spec) == r.spec_hash for r in a.runs)  # fast path == definition
 
 
 def test_long_names_are_truncated_but_unique() -> None:
@@ -190,10 +191,10 @@ def test_same_data_eval_and_budget_for_every_algorithm_in_a_cell() -> None:
 
 def test_fairness_violations_detects_a_differing_spec() -> None:
     plan = plan_study(study(algorithms=[{"name": "dpo"}, {"name": "kto"}]))
-    broken = plan.runs[0].spec.model_copy(
-        update={"training": plan.runs[0].spec.training.model_copy(update={"lr": 1.0})})
-    runs = (plan.runs[0].__class__(**{**plan.runs[0].__dict__, "spec": broken}), *plan.runs[1:])
-    problems = fairness_violations(plan.__class__(**{**plan.__dict__, "runs": runs}))
+    first = plan.runs[0]
+    training = first.spec.training.model_copy(update={"lr": 1.0})
+    runs = (dataclasses.replace(first, parts={**first.parts, "training": training}), *plan.runs[1:])
+    problems = fairness_violations(dataclasses.replace(plan, runs=runs))
     assert problems == ["cell 1M/arith seed 0: specs differ beyond the algorithm"]
 
 

@@ -90,8 +90,9 @@ def extract_answer(completion: str) -> str | None:
     for pattern in (_ANSWER_RE, _BOXED_RE, _HASHES_RE):
         found = pattern.findall(completion)
         if found:
-            text = found[-1].strip().splitlines()[0].strip() if found[-1].strip() else ""
-            return text or None
+            text = found[-1].strip()
+            boxed = _BOXED_RE.findall(text)  # "the answer is \boxed{3}"
+            return (boxed[-1] if boxed else text).strip() or None
     return None
 
 
