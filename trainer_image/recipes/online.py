@@ -42,9 +42,9 @@ from ptlab.algorithms.online.recipes import (
 from ptlab.algorithms.types import PairedBatch, RewardBatch, RolloutBatch, SingleBatch
 from ptlab.errors import UserError
 from ptlab.trainer import modeling
-from ptlab.trainer.batching import Encoded, Padded, pad
+from ptlab.trainer.batching import Padded, pad
 from ptlab.trainer.budget import Budget
-from ptlab.trainer.chat import format_prompt
+from ptlab.trainer.chat import Encoded, encode_prompt_completion, format_prompt
 from ptlab.trainer.distributed import all_sum, build_engine
 from ptlab.trainer.domains import Item, get_domain
 from ptlab.trainer.recipes.common import (
@@ -178,7 +178,7 @@ def win_rates(rewards: Tensor, groups: Tensor) -> Tensor:
 
 
 def encoded(c: Completion) -> Encoded:
-    return Encoded(c.prompt_ids + c.token_ids, len(c.prompt_ids))
+    return Encoded(list(c.prompt_ids + c.token_ids), len(c.prompt_ids))
 
 
 def policy_forward(model: nn.Module, batch: Padded) -> tuple[Tensor, Tensor]:
@@ -272,8 +272,6 @@ def preference_batch(
     correct sample per prompt (RAFT); otherwise each policy sample with its win rate P̂(y ≻ ·)
     against the other samples of its prompt (SPPO, Nash-MD's opponent).
     """
-    from ptlab.trainer.batching import encode
-
     meta = algo.trainer
     rows = s.rows(micro)
     by_group: dict[int, list[int]] = {}
@@ -284,7 +282,7 @@ def preference_batch(
         for g, idx in by_group.items():
             if meta.get("pairs") == "sft_vs_self":
                 item = s.items[g]
-                chosen.append(encode(tokenizer, item.prompt, item.solution, max_len))
+                chosen.append(encode_prompt_completion(tokenizer, item.prompt, item.solution, max_len))
                 rejected.append(encoded(s.completions[idx[0]]))
                 continue
             pair = pair_rows(s, idx)
@@ -343,6 +341,11 @@ def train(ctx: RunContext) -> Outcome:
     spec, algo, info = ctx.spec, ctx.algorithm, ctx.info
     training, rollout = spec.training, spec.rollout
     preference = algo.family == "online-pref"
+    if not preference and algo.role not in ("policy_loss", "algorithm", "advantage"):
+        raise UserError(
+            f"{algo.name} is an {algo.family} entry with role {algo.role!r}, not a trainable online algorithm",
+            "use a policy loss or a named online recipe (see `ptlab algorithms list`)",
+        )
     recipe = None if preference else resolve_online_algorithm(algo.name, spec.algorithm.params)
     params = ctx.params
     needs = dict(algo.trainer) if preference else {**recipe.trainer}  # type: ignore[union-attr]
@@ -351,11 +354,6 @@ def train(ctx: RunContext) -> Outcome:
         # Dr. GRPO's constant L = the maximum completion length, identical on every micro-batch.
         recipe = dataclasses.replace(
             recipe, options=dataclasses.replace(recipe.options, norm_length=rollout.max_new_tokens)
-        )
-    if not preference and algo.role not in ("policy_loss", "algorithm", "advantage"):
-        raise UserError(
-            f"{algo.name} is a {algo.family} entry with role {algo.role!r}, not a trainable online algorithm",
-            "use a policy loss or a named online recipe (see `ptlab algorithms list`)",
         )
 
     # 1. data -------------------------------------------------------------------------------

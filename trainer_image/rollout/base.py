@@ -14,7 +14,8 @@ from typing import Protocol
 import torch
 from torch import Tensor
 
-from ptlab.trainer.batching import Encoded, Padded, pad, scatter_completion
+from ptlab.trainer.batching import Padded, pad, scatter_completion
+from ptlab.trainer.chat import Encoded
 
 
 @dataclass(frozen=True)
@@ -93,7 +94,7 @@ class PaddedRollout:
 
 def pad_completions(completions: Sequence[Completion], pad_id: int) -> PaddedRollout:
     """Concatenate prompt and completion of each row and right-pad to a common length."""
-    seqs = [Encoded(c.prompt_ids + c.token_ids, len(c.prompt_ids)) for c in completions]
+    seqs = [Encoded(list(c.prompt_ids + c.token_ids), len(c.prompt_ids)) for c in completions]
     batch = pad(seqs, pad_id)
     logps = [torch.tensor(c.logprobs, dtype=torch.float32) for c in completions]
     return PaddedRollout(batch, scatter_completion(logps, batch.mask))
