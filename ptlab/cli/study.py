@@ -11,10 +11,11 @@ import typer
 from rich.table import Table
 
 from ptlab.api.load import load_study
-from ptlab.cli.common import console
+from ptlab.cli.common import console, error_line
 from ptlab.errors import UserError
 from ptlab.study.executor import (
     ExecutorConfig,
+    StudyFailed,
     StudyOutcome,
     analyze_study,
     default_parallel,
@@ -111,7 +112,11 @@ def run_cmd(
         mlflow_uri="" if no_mlflow else mlflow_uri,
         entrypoint=shlex.split(entrypoint) if entrypoint else None,
     )
-    done = run_study(study, cfg, console)
+    try:
+        done = run_study(study, cfg, console)
+    except StudyFailed as err:
+        error_line(f"{err}; finished results are kept, rerun to resume")
+        raise typer.Exit(1) from None
     summarize(done)
     if done.failed:
         raise typer.Exit(1)

@@ -158,6 +158,7 @@ def item_rows(study: str, run: PlannedRun, run_dir: Path) -> Iterator[dict[str, 
                 **item, "study": study, "run": run.name, "algorithm": run.algorithm,
                 "scale": run.scale, "domain": run.domain, "seed": run.seed,
                 "item_id": item.get("item_id", item.get("id")),
+                "score": item.get("score", item.get("reward")),
             }
 
 

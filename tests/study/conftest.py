@@ -8,6 +8,7 @@ from collections.abc import Iterator
 import pytest
 
 from ptlab.api import hooks
+from tests.trainer.conftest import tiny_model  # noqa: F401  (the trainer tests' tiny Qwen2)
 
 
 @pytest.fixture()

@@ -19,28 +19,6 @@ pytestmark = pytest.mark.slow
 REPO = Path(__file__).resolve().parents[2]
 
 
-@pytest.fixture(scope="module")
-def tiny_model(tmp_path_factory: pytest.TempPathFactory) -> str:
-    """A random 2-layer Qwen2 with the zoo tokenizer, saved in HF format (the tiny scale)."""
-    import torch
-    from transformers import AutoTokenizer, Qwen2Config, Qwen2ForCausalLM
-
-    from ptlab.trainer.zoo.build import ensure_tokenizer
-
-    cache = Path(os.environ.get("PTLAB_CACHE") or Path.home() / ".cache" / "ptlab")
-    tok = AutoTokenizer.from_pretrained(ensure_tokenizer(cache))
-    torch.manual_seed(0)
-    config = Qwen2Config(
-        vocab_size=len(tok), hidden_size=32, intermediate_size=64, num_hidden_layers=2,
-        num_attention_heads=2, num_key_value_heads=2, max_position_embeddings=512,
-        tie_word_embeddings=True, eos_token_id=tok.eos_token_id, pad_token_id=tok.pad_token_id,
-    )
-    out = tmp_path_factory.mktemp("tiny-model")
-    Qwen2ForCausalLM(config).save_pretrained(out)
-    tok.save_pretrained(out)
-    return str(out)
-
-
 def trainer_pids(out: Path) -> list[int]:
     """Processes whose command line mentions the study directory (trainers)."""
     pids = []

@@ -68,20 +68,23 @@ def test_every_online_entry_trains_two_steps(name: str, tiny_model: str, tmp_pat
 
 def test_prime_is_refused_with_a_clear_message(tiny_model: str, tmp_path: Path) -> None:
     """PRIME's entry is the implicit-PRM loss, not a policy loss: the recipe says so in one line."""
-    with pytest.raises(UserError, match="prime .*role 'loss'"):
+    with pytest.raises(UserError, match=r"prime .*role 'loss'"):
         run_recipe(online_spec(tiny_model, "prime"), tmp_path)
 
 
 @pytest.mark.slow
 def test_generated_tokens_count_toward_a_tokens_budget(tiny_model: str, tmp_path: Path) -> None:
-    spec = online_spec(tiny_model, "grpo", training={"budget": {"tokens": 600}})
-    outcome, rows = run_recipe(spec, tmp_path)
-    b = outcome.budget
-    assert b.steps >= 1
-    assert b.train_tokens + b.generated_tokens <= 600
-    # the next step would have crossed the budget: one step costs at least its generated tokens
-    per_step = (b.train_tokens + b.generated_tokens) / b.steps
-    assert b.train_tokens + b.generated_tokens + per_step / 2 > 600 - per_step
+    """A tokens budget of exactly one step's train + generated tokens allows that step; a budget
+    of its train tokens alone allows none (generated tokens are charged)."""
+    one, _ = run_recipe(online_spec(tiny_model, "grpo", training={"budget": {"steps": 1}}), tmp_path / "a")
+    used = one.budget.train_tokens + one.budget.generated_tokens
+    assert one.budget.generated_tokens > 0
+    exact, _ = run_recipe(online_spec(tiny_model, "grpo", training={"budget": {"tokens": used}}), tmp_path / "b")
+    assert (exact.budget.steps, exact.budget.train_tokens, exact.budget.generated_tokens) == (
+        1, one.budget.train_tokens, one.budget.generated_tokens)
+    short = online_spec(tiny_model, "grpo", training={"budget": {"tokens": one.budget.train_tokens}})
+    none, _ = run_recipe(short, tmp_path / "c")
+    assert none.budget.steps == 0 and none.budget.generated_tokens == 0
 
 
 @pytest.mark.slow

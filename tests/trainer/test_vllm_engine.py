@@ -19,8 +19,8 @@ pytest.importorskip(
     "`.venv-vllm/bin/python -m pytest -m vllm tests/trainer`",
 )
 
-from ptlab.trainer import modeling  # noqa: E402
-from ptlab.trainer.rollout import SamplingSettings, build_engine, pad_completions  # noqa: E402
+from ptlab.trainer import modeling
+from ptlab.trainer.rollout import SamplingSettings, build_engine, pad_completions
 
 pytestmark = [pytest.mark.vllm, pytest.mark.slow]
 

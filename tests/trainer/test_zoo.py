@@ -92,7 +92,7 @@ def test_killed_build_leaves_nothing_usable_and_concurrent_builders_agree(tmp_pa
     assert list(zoo.glob("s1-*.tmp-*")) and not [p for p in zoo.glob("s1-*") if p.is_dir() and ".tmp-" not in p.name]
     # Two builders of the same model at once: one builds under the lock, both get the result.
     builders = [_builder(cache, steps=3) for _ in range(2)]
-    paths = {b.communicate(timeout=600)[0].decode().strip() for b in builders}
+    paths = {b.communicate(timeout=600)[0].decode().strip().splitlines()[-1] for b in builders}
     assert len(paths) == 1 and all(b.returncode == 0 for b in builders)
     built = Path(paths.pop())
     assert (built / "model.safetensors").is_file() and not list(zoo.glob("s1-*.tmp-*"))

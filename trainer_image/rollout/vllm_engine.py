@@ -77,6 +77,11 @@ class VLLMEngine:
         self.in_process = not on_gpu
         if self.in_process:
             os.environ.setdefault("VLLM_ENABLE_V1_MULTIPROCESSING", "0")
+            # vLLM torch.compiles small sampler helpers with inductor on CPU; for some vocabulary
+            # sizes the generated C++ fails to build here. Eager mode costs nothing at this scale.
+            import torch._dynamo.config as dynamo_config
+
+            dynamo_config.disable = True
         vllm = import_vllm()
         self._vllm = vllm
         memory: dict[str, Any] = (
