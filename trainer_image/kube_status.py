@@ -1,7 +1,7 @@
 """In a pod: patch the run's own PostTrainingRun ``status`` (progress, result) via the API.
 
 Enabled when ``PTLAB_RUN_NAME`` is set (with ``PTLAB_NAMESPACE``, default from the service
-account or ``default``). The API is the in-cluster one (``KUBERNETES_SERVICE_HOST``) or
+account or ``default``); progress every ``PTLAB_STATUS_EVERY`` steps (default 10). The API is the in-cluster one (``KUBERNETES_SERVICE_HOST``) or
 ``PTLAB_KUBE_API`` (a URL, used by tests and local clusters). A failed patch is logged and
 never stops training; :attr:`StatusReporter.failures` counts them.
 """
@@ -59,9 +59,10 @@ class StatusReporter:
         self.failures = 0
 
     @classmethod
-    def from_env(cls, every: int = 10) -> StatusReporter | None:
+    def from_env(cls) -> StatusReporter | None:
         """A reporter when running as a PostTrainingRun's pod, else ``None``."""
         name = os.environ.get("PTLAB_RUN_NAME")
+        every = int(os.environ.get("PTLAB_STATUS_EVERY", "10"))
         if not name:
             return None
         try:

@@ -7,6 +7,7 @@ already done), 1 when it failed (e.g. non-finite loss), 2 for invalid input.
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -49,6 +50,8 @@ def train(
     if result.get("status") != "succeeded":
         error_line(f"run {name} failed: {result.get('reason', 'unknown reason')}")
         return 1
+    if os.environ.get("RANK", "0") != "0":
+        return 0  # torchrun: rank 0 reports
     accuracy = result.get("metrics", {}).get("accuracy")
     shown = f", accuracy {accuracy:.3f}" if isinstance(accuracy, float) else ""
     console.print(f"run {name} succeeded: {result.get('steps')} steps{shown}", markup=False)

@@ -62,3 +62,34 @@ def path_cmd(scale: Annotated[str, typer.Argument(help="Scale name, e.g. s2.")])
     from ptlab.trainer.zoo import ensure_model
 
     typer.echo(str(ensure_model(_scales(scale)[0], progress=False)))
+
+
+@app.command("eval")
+def eval_cmd(
+    scales: Annotated[
+        str, typer.Option("--scales", help="Comma-separated scales.")
+    ] = "s1,s2,s3,s4",
+    items: Annotated[int, typer.Option("--items", help="Eval items per domain.")] = 300,
+    out: Annotated[str | None, typer.Option("--out", help="Write the table as JSON here.")] = None,
+) -> None:
+    """Greedy eval-split accuracy of the base models: one row per scale, one column per domain."""
+    import json
+
+    from ptlab.trainer.domains import DOMAINS, get_domain
+    from ptlab.trainer.evaluation import evaluate
+    from ptlab.trainer.zoo import ensure_model, load_pretrained
+
+    table: dict[str, dict[str, float]] = {}
+    console.print("scale  " + "  ".join(f"{d:>8}" for d in DOMAINS))
+    for name in _scales(scales):
+        model, tok = load_pretrained(str(ensure_model(name)))
+        table[name] = {}
+        for domain in DOMAINS:
+            dom = get_domain(domain)
+            table[name][domain] = evaluate(
+                model, tok, dom, dom.items("eval", items), max_new_tokens=96
+            )["accuracy"]
+        console.print(f"{name:<6} " + "  ".join(f"{table[name][d]:>8.3f}" for d in DOMAINS))
+    if out:
+        with open(out, "w") as fh:
+            json.dump({"items_per_domain": items, "accuracy": table}, fh, indent=1)

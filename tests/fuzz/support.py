@@ -15,7 +15,10 @@ from typing import Any
 from hypothesis import settings
 from hypothesis import strategies as st
 
-from ptlab.cli.main import main
+import typer
+
+from ptlab.cli.common import run_guarded
+from ptlab.cli.main import app
 from ptlab.errors import UserError
 
 
@@ -37,25 +40,28 @@ class CliResult:
     warnings: tuple[str, ...]
 
 
+# What ``ptlab.cli.main.main`` runs, with typer's click command built once (~30 ms a call).
+_COMMAND = typer.main.get_command(app)
+
+
 def invoke(argv: list[str]) -> CliResult:
-    """Run ``ptlab ARGV`` in this process (``main`` ends with SystemExit), capturing output
-    and the Python warnings it raised (which a user would see on stderr)."""
+    """Run ``ptlab ARGV`` in this process exactly as ``ptlab.cli.main.main`` does (same
+    ``run_guarded`` boundary), capturing output and the Python warnings it raised (which a
+    user would see on stderr)."""
     out, err = io.StringIO(), io.StringIO()
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-            try:
-                main(argv)
-                code: Any = 0
-            except SystemExit as done:
-                code = done.code
+            code = run_guarded(
+                lambda: _COMMAND.main(args=argv, prog_name="ptlab", standalone_mode=False)
+            )
     shown = tuple(
         f"{w.category.__name__}: {w.message} ({w.filename}:{w.lineno})"
         for w in caught
         if issubclass(w.category, RuntimeWarning | UserWarning)
         and not issubclass(w.category, DeprecationWarning)
     )
-    return CliResult(int(code or 0), out.getvalue(), err.getvalue(), shown)
+    return CliResult(code, out.getvalue(), err.getvalue(), shown)
 
 
 def assert_cli_contract(result: CliResult, *, lines: int | None = 1) -> list[str]:
@@ -219,7 +225,7 @@ raw_garbage = st.one_of(
     st.binary(max_size=600),
     any_text.map(lambda t: t.encode("utf-8")),
     st.text(max_size=300).map(lambda t: t.encode("utf-8", errors="surrogatepass")),
-    st.sampled_from([b"", b"\n", b"\xef\xbb\xbf", b"\xff\xfe", b"{" * 5000, b"[" * 100_000,
+    st.sampled_from([b"", b"\n", b"\xef\xbb\xbf", b"\xff\xfe", b"{" * 1500, b"[" * 1500,
                      b"- " * 3000, b"a: " * 3000, b"&a [*a]", b"!!python/object:os.system ls"]),
 )
 

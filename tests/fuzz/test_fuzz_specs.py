@@ -24,6 +24,7 @@ from tests.fuzz.support import (
     corrupted,
     fuzz,
     invoke,
+    mutate,
     mutated,
     raw_garbage,
 )
@@ -151,8 +152,8 @@ def test_bases_are_valid_and_mutations_are_caught(tmp_path: Path) -> None:
         path = tmp_path / f"base{i}.yaml"
         path.write_text(yaml.safe_dump(doc))
         assert invoke(["validate", str(path)]).code == 0
-    bad = json.loads(json.dumps(BASES[0]))
-    bad["spec"]["training"]["lr"] = float("nan")
+    bad = next(d for d in BASES if d.get("kind") == "PostTrainingRun")
+    bad = mutate(bad, ("spec", "training", "lr"), "set", float("nan"))
     path = tmp_path / "nan-lr.yaml"
     path.write_text(yaml.safe_dump(bad))
     result = invoke(["validate", str(path)])

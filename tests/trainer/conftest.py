@@ -56,11 +56,11 @@ def _private_ref_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("PTLAB_RUN_NAME", raising=False)
 
 
-def make_spec(model: str, algorithm: str = "dpo", **overrides: Any) -> dict[str, Any]:
-    """A small run spec (dict) on ``model``; ``overrides`` are merged per top-level section."""
+def make_spec(model_path: str, algorithm: str = "dpo", **overrides: Any) -> dict[str, Any]:
+    """A small run spec (dict) on ``model_path``; ``overrides`` are merged per top-level section."""
     spec: dict[str, Any] = {
         "algorithm": {"name": algorithm},
-        "model": {"path": model},
+        "model": {"path": model_path},
         "data": {"domain": "arith", "train_size": 32},
         "training": {"budget": {"steps": 4}, "batch_size": 4, "lr": 1e-3, "max_len": 128,
                      "checkpoint_every": 2, "schedule": "constant"},

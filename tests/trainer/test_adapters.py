@@ -23,8 +23,10 @@ def write_jsonl(path: Path, rows: list[object], raw: dict[int, str] | None = Non
 
 
 GSM8K = [
-    {"question": "Tom has 3 boxes of 400 pens. How many pens?",
-     "answer": "3 * 400 = <<3*400=1200>>1200 pens\n#### 1,200"},
+    {
+        "question": "Tom has 3 boxes of 400 pens. How many pens?",
+        "answer": "3 * 400 = <<3*400=1200>>1200 pens\n#### 1,200",
+    },
     {"question": "A debt of 5 grows by -8. What is it?", "answer": "5 - 8 = -3\n#### -3"},
 ]
 MATH = [
@@ -35,7 +37,10 @@ MATH = [
 
 def test_gsm8k(tmp_path: Path) -> None:
     items = load_items(write_jsonl(tmp_path / "g.jsonl", GSM8K), "gsm8k")
-    assert [(it.prompt, it.answer) for it in items] == [(GSM8K[0]["question"], "1200"), (GSM8K[1]["question"], "-3")]
+    assert [(it.prompt, it.answer) for it in items] == [
+        (GSM8K[0]["question"], "1200"),
+        (GSM8K[1]["question"], "-3"),
+    ]
     assert items[0].solution == "3 * 400 = 1200 pens\nAnswer: 1200"  # calculator notes removed
     assert items[0].id.startswith("gsm8k-0-") and items[1].id.startswith("gsm8k-1-")
     dom = get_domain(VERIFIER_DOMAIN["gsm8k"])
@@ -59,12 +64,24 @@ def test_math(tmp_path: Path) -> None:
 
 def test_arc_style_multiple_choice(tmp_path: Path) -> None:
     rows = [
-        {"question": "Which is a metal?", "choices": {"text": ["wood", "iron", "glass"], "label": ["A", "B", "C"]},
-         "answerKey": "B"},
-        {"question": {"stem": "Pick two.", "choices": [{"text": "one", "label": "1"}, {"text": "two", "label": "2"},
-                                                       {"text": "3", "label": "3"}, {"text": "4", "label": "4"},
-                                                       {"text": "five", "label": "5"}]},
-         "answerKey": "2"},
+        {
+            "question": "Which is a metal?",
+            "choices": {"text": ["wood", "iron", "glass"], "label": ["A", "B", "C"]},
+            "answerKey": "B",
+        },
+        {
+            "question": {
+                "stem": "Pick two.",
+                "choices": [
+                    {"text": "one", "label": "1"},
+                    {"text": "two", "label": "2"},
+                    {"text": "3", "label": "3"},
+                    {"text": "4", "label": "4"},
+                    {"text": "five", "label": "5"},
+                ],
+            },
+            "answerKey": "2",
+        },
     ]
     items = load_items(write_jsonl(tmp_path / "arc.jsonl", rows), "mc")
     assert items[0].prompt == "Which is a metal?\nA) wood\nB) iron\nC) glass"
@@ -79,12 +96,22 @@ def test_arc_style_multiple_choice(tmp_path: Path) -> None:
 def test_preference_pairs_string_and_chat_forms(tmp_path: Path) -> None:
     rows = [
         {"prompt": "2+2?", "chosen": "4", "rejected": "5"},
-        {"chosen": [{"role": "user", "content": "Capital of France?"}, {"role": "assistant", "content": "Paris"}],
-         "rejected": [{"role": "user", "content": "Capital of France?"}, {"role": "assistant", "content": "Rome"}]},
+        {
+            "chosen": [
+                {"role": "user", "content": "Capital of France?"},
+                {"role": "assistant", "content": "Paris"},
+            ],
+            "rejected": [
+                {"role": "user", "content": "Capital of France?"},
+                {"role": "assistant", "content": "Rome"},
+            ],
+        },
     ]
     pairs = load_pairs(write_jsonl(tmp_path / "p.jsonl", rows))
     assert [(p.prompt, p.chosen, p.rejected) for p in pairs] == [
-        ("2+2?", "4", "5"), ("Capital of France?", "Paris", "Rome")]
+        ("2+2?", "4", "5"),
+        ("Capital of France?", "Paris", "Rome"),
+    ]
 
 
 @pytest.mark.parametrize(
@@ -93,20 +120,60 @@ def test_preference_pairs_string_and_chat_forms(tmp_path: Path) -> None:
         ("gsm8k", GSM8K, {2: '{"question": "x", "answer": '}, r"g\.jsonl:2: not valid JSON"),
         ("gsm8k", GSM8K, {3: ""}, r"g\.jsonl:3: not valid JSON"),
         ("gsm8k", GSM8K, {1: "[1, 2]"}, r"g\.jsonl:1: expected a JSON object, got list"),
-        ("gsm8k", [*GSM8K, {"question": "q", "answer": "no marker"}], None, r"g\.jsonl:3: .*'#### <number>'"),
+        (
+            "gsm8k",
+            [*GSM8K, {"question": "q", "answer": "no marker"}],
+            None,
+            r"g\.jsonl:3: .*'#### <number>'",
+        ),
         ("gsm8k", [{"question": "q"}], None, r"g\.jsonl:1: missing field 'answer'"),
-        ("gsm8k", [{"question": 3, "answer": "#### 1"}], None, r"g\.jsonl:1: field 'question' must be str"),
-        ("math", [*MATH, {"problem": "p", "solution": "no box"}], None, r"g\.jsonl:3: .*no \\boxed"),
-        ("mc", [{"question": "q", "choices": {"text": ["a", "b"], "label": ["A", "B"]}, "answerKey": "C"}],
-         None, r"g\.jsonl:1: answerKey 'C' is not one of"),
+        (
+            "gsm8k",
+            [{"question": 3, "answer": "#### 1"}],
+            None,
+            r"g\.jsonl:1: field 'question' must be str",
+        ),
+        (
+            "math",
+            [*MATH, {"problem": "p", "solution": "no box"}],
+            None,
+            r"g\.jsonl:3: .*no \\boxed",
+        ),
+        (
+            "mc",
+            [
+                {
+                    "question": "q",
+                    "choices": {"text": ["a", "b"], "label": ["A", "B"]},
+                    "answerKey": "C",
+                }
+            ],
+            None,
+            r"g\.jsonl:1: answerKey 'C' is not one of",
+        ),
         ("pairs", [{"prompt": "p", "chosen": "a"}], None, r"g\.jsonl:1: missing field 'rejected'"),
-        ("pairs", [{"chosen": [{"role": "user", "content": "a"}, {"role": "assistant", "content": "b"}],
-                    "rejected": [{"role": "user", "content": "z"}, {"role": "assistant", "content": "c"}]}],
-         None, r"g\.jsonl:1: .*share the same user message"),
+        (
+            "pairs",
+            [
+                {
+                    "chosen": [
+                        {"role": "user", "content": "a"},
+                        {"role": "assistant", "content": "b"},
+                    ],
+                    "rejected": [
+                        {"role": "user", "content": "z"},
+                        {"role": "assistant", "content": "c"},
+                    ],
+                }
+            ],
+            None,
+            r"g\.jsonl:1: .*share the same user message",
+        ),
     ],
 )
-def test_malformed_lines_name_the_line(tmp_path: Path, fmt: str, rows: list[object], raw: dict[int, str] | None,
-                                       message: str) -> None:
+def test_malformed_lines_name_the_line(
+    tmp_path: Path, fmt: str, rows: list[object], raw: dict[int, str] | None, message: str
+) -> None:
     path = write_jsonl(tmp_path / "g.jsonl", rows, raw)
     with pytest.raises(UserError, match=message):
         load_pairs(path) if fmt == "pairs" else load_items(path, fmt)

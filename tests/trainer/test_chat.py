@@ -28,7 +28,9 @@ def test_format_prompt_without_template_is_raw_text(tok: PreTrainedTokenizerFast
 
 
 def test_tokenizer_splits_digits(tok: PreTrainedTokenizerFast) -> None:
-    pieces = tok.convert_ids_to_tokens(tok("Mia has 1234 apples", add_special_tokens=False)["input_ids"])
+    pieces = tok.convert_ids_to_tokens(
+        tok("Mia has 1234 apples", add_special_tokens=False)["input_ids"]
+    )
     assert [p for p in pieces if p.isdigit()] == ["1", "2", "3", "4"]
     assert tok.decode(tok("Mia has 1234 apples.")["input_ids"]) == "Mia has 1234 apples."
 
@@ -50,5 +52,8 @@ def test_truncation_cuts_completion_then_prompt_start(tok: PreTrainedTokenizerFa
     cut = encode_prompt_completion(tok, prompt, completion, max_len=64)
     assert len(cut.input_ids) == 64 and cut.prompt_len == 64 - 16
     # The prompt's end (the generation prompt) is kept; the completion starts where it did.
-    assert cut.input_ids[: cut.prompt_len] == full.input_ids[full.prompt_len - cut.prompt_len : full.prompt_len]
+    assert (
+        cut.input_ids[: cut.prompt_len]
+        == full.input_ids[full.prompt_len - cut.prompt_len : full.prompt_len]
+    )
     assert cut.input_ids[cut.prompt_len :] == full.input_ids[full.prompt_len : full.prompt_len + 16]

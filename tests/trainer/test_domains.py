@@ -20,8 +20,10 @@ def _h(text: str) -> str:
 @pytest.mark.parametrize("name", NAMES)
 def test_splits_are_disjoint_by_prompt_hash(name: str) -> None:
     dom = get_domain(name)
-    hashes = {s: {_h(it.prompt) for it in dom.items(s, 300, seed=0) + dom.items(s, 100, seed=7)}
-              for s in ("train", "validation", "eval")}
+    hashes = {
+        s: {_h(it.prompt) for it in dom.items(s, 300, seed=0) + dom.items(s, 100, seed=7)}
+        for s in ("train", "validation", "eval")
+    }
     assert not hashes["train"] & hashes["validation"]
     assert not hashes["train"] & hashes["eval"]
     assert not hashes["validation"] & hashes["eval"]
@@ -50,7 +52,10 @@ def test_given_pairs_chosen_correct_rejected_wrong_one_step(name: str) -> None:
     assert [p.item_id for p in pairs] == [it.id for it in items]
     for item, pair in zip(items, pairs, strict=True):
         assert pair.prompt == item.prompt and pair.chosen == item.solution
-        assert dom.verify(item, pair.chosen) == (1.0, False) or dom.verify(item, pair.chosen).reward == 1.0
+        assert (
+            dom.verify(item, pair.chosen) == (1.0, False)
+            or dom.verify(item, pair.chosen).reward == 1.0
+        )
         verdict = dom.verify(item, pair.rejected)
         assert verdict.reward == 0.0 and not verdict.parse_failed
         # One corrupted step: the first differing line is a step, and the line count is equal.
@@ -61,8 +66,14 @@ def test_given_pairs_chosen_correct_rejected_wrong_one_step(name: str) -> None:
 
 
 def test_arith_corruption_carries_forward() -> None:
-    item = Item("x", "arith", "p", "28", "23 + 14 = 37\n37 - 9 = 28\nAnswer: 28",
-                spec={"start": 23, "ops": [["add", 14], ["sub", 9]]})
+    item = Item(
+        "x",
+        "arith",
+        "p",
+        "28",
+        "23 + 14 = 37\n37 - 9 = 28\nAnswer: 28",
+        spec={"start": 23, "ops": [["add", 14], ["sub", 9]]},
+    )
     from ptlab.trainer.domains.arith import solve
 
     assert solve(dict(item.spec), (0, 2)) == (["23 + 14 = 39", "39 - 9 = 30"], 30)
@@ -85,7 +96,9 @@ def test_arith_corruption_carries_forward() -> None:
         ("12", "Answer: twelve", 0.0, False),
     ],
 )
-def test_numeric_verifier_exact(gold: str, completion: str, reward: float, parse_failed: bool) -> None:
+def test_numeric_verifier_exact(
+    gold: str, completion: str, reward: float, parse_failed: bool
+) -> None:
     dom = get_domain("algebra")
     item = Item("t", "algebra", "q", gold, f"Answer: {gold}")
     assert dom.verify(item, completion) == (reward, parse_failed) or (
@@ -96,9 +109,16 @@ def test_numeric_verifier_exact(gold: str, completion: str, reward: float, parse
 
 @pytest.mark.parametrize(
     ("completion", "reward", "parse_failed"),
-    [("Answer: B", 1.0, False), ("Answer: (b)", 1.0, False), ("Answer: B) garden", 1.0, False),
-     ("Answer: garden", 1.0, False), ("Answer: C", 0.0, False), ("Answer: attic", 0.0, False),
-     ("the garden", 0.0, True), ("Answer: Z", 0.0, False)],
+    [
+        ("Answer: B", 1.0, False),
+        ("Answer: (b)", 1.0, False),
+        ("Answer: B) garden", 1.0, False),
+        ("Answer: garden", 1.0, False),
+        ("Answer: C", 0.0, False),
+        ("Answer: attic", 0.0, False),
+        ("the garden", 0.0, True),
+        ("Answer: Z", 0.0, False),
+    ],
 )
 def test_letter_verifier(completion: str, reward: float, parse_failed: bool) -> None:
     dom = get_domain("general")
@@ -112,7 +132,11 @@ def test_answer_helpers() -> None:
     assert parse_number("abc") is None and parse_number("1/0") is None
     assert answers_match("\\frac{1}{2}", "0.5") and not answers_match("x+1", "x+2")
     assert answers_match("x + 1", "x+1")
-    assert parse_letter("(c)") == "C" and parse_letter("Dee", 4) is None and parse_letter("E", 4) is None
+    assert (
+        parse_letter("(c)") == "C"
+        and parse_letter("Dee", 4) is None
+        and parse_letter("E", 4) is None
+    )
     assert extract_answer("no final answer") is None
     assert extract_answer("The answer is 42.") == "42."
 
@@ -123,8 +147,8 @@ def test_self_sampled_pairs_and_unpaired_labels() -> None:
     wrong = f"Answer: {int(items[0].answer) + 1}"
     samples = [
         [items[0].solution, wrong, "no answer", items[0].solution],  # duplicates removed
-        [items[1].solution, items[1].solution],                       # all correct: no pair
-        [wrong, "garbage"],                                           # all wrong: no pair
+        [items[1].solution, items[1].solution],  # all correct: no pair
+        [wrong, "garbage"],  # all wrong: no pair
     ]
     pairs = dom.self_sampled_pairs(items, samples, max_pairs_per_item=2)
     assert [(p.item_id, p.chosen, p.rejected) for p in pairs] == [
@@ -136,7 +160,7 @@ def test_self_sampled_pairs_and_unpaired_labels() -> None:
         (items[0].id, wrong, False),
         (items[0].id, "no answer", False),
         (items[1].id, items[1].solution, True),
-        (items[2].id, wrong, items[2].answer == wrong[len("Answer: "):]),
+        (items[2].id, wrong, items[2].answer == wrong[len("Answer: ") :]),
         (items[2].id, "garbage", False),
     ]
     with pytest.raises(ValueError, match="3 items but 2"):

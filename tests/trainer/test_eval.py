@@ -35,7 +35,9 @@ def model_tok(tiny_model: str) -> tuple[object, object]:
     return load_pretrained(tiny_model)
 
 
-def test_greedy_batched_equals_one_by_one_and_is_repeatable(model_tok: tuple[object, object]) -> None:
+def test_greedy_batched_equals_one_by_one_and_is_repeatable(
+    model_tok: tuple[object, object],
+) -> None:
     model, tok = model_tok
     prompts = [it.prompt for it in get_domain("arith").items("eval", 5)] + ["Hi"]
     batched = generate(model, tok, prompts, max_new_tokens=12, batch_size=6)
@@ -50,11 +52,17 @@ def test_sampling_is_seeded(model_tok: tuple[object, object]) -> None:
     prompts = [it.prompt for it in get_domain("algebra").items("eval", 3)]
     a = generate(model, tok, prompts, max_new_tokens=10, num_samples=4, temperature=1.0, seed=5)
     assert [len(s) for s in a] == [4, 4, 4]
-    assert a == generate(model, tok, prompts, max_new_tokens=10, num_samples=4, temperature=1.0, seed=5)
-    assert a != generate(model, tok, prompts, max_new_tokens=10, num_samples=4, temperature=1.0, seed=6)
+    assert a == generate(
+        model, tok, prompts, max_new_tokens=10, num_samples=4, temperature=1.0, seed=5
+    )
+    assert a != generate(
+        model, tok, prompts, max_new_tokens=10, num_samples=4, temperature=1.0, seed=6
+    )
 
 
-def test_choice_loglik_equals_difference_of_sequence_logprobs(model_tok: tuple[object, object]) -> None:
+def test_choice_loglik_equals_difference_of_sequence_logprobs(
+    model_tok: tuple[object, object],
+) -> None:
     model, tok = model_tok
     item = get_domain("general").items("eval", 1)[0]
 
@@ -70,11 +78,19 @@ def test_choice_loglik_equals_difference_of_sequence_logprobs(model_tok: tuple[o
         assert score == pytest.approx(expected, abs=1e-3)
 
 
-def test_evaluate_writes_consistent_deterministic_items(model_tok: tuple[object, object], tmp_path: Path) -> None:
+def test_evaluate_writes_consistent_deterministic_items(
+    model_tok: tuple[object, object], tmp_path: Path
+) -> None:
     model, tok = model_tok
     dom = get_domain("arith")
     items = dom.items("eval", 6)
-    kwargs = {"max_new_tokens": 8, "pass_k": (1, 2, 4), "n_samples": 4, "temperature": 1.0, "seed": 1}
+    kwargs = {
+        "max_new_tokens": 8,
+        "pass_k": (1, 2, 4),
+        "n_samples": 4,
+        "temperature": 1.0,
+        "seed": 1,
+    }
     metrics = evaluate(model, tok, dom, items, out_dir=tmp_path / "a", **kwargs)
     rows = [json.loads(line) for line in (tmp_path / "a" / "items.jsonl").read_text().splitlines()]
     assert [r["id"] for r in rows] == [it.id for it in items]
@@ -87,12 +103,20 @@ def test_evaluate_writes_consistent_deterministic_items(model_tok: tuple[object,
     assert metrics["pass@4"] == sum(r["pass@4"] for r in rows) / 6
     assert metrics["n_items"] == 6.0
     evaluate(model, tok, dom, items, out_dir=tmp_path / "b", **kwargs)
-    assert (tmp_path / "a" / "items.jsonl").read_bytes() == (tmp_path / "b" / "items.jsonl").read_bytes()
+    assert (tmp_path / "a" / "items.jsonl").read_bytes() == (
+        tmp_path / "b" / "items.jsonl"
+    ).read_bytes()
     # A second domain adds its rows; re-evaluating a domain replaces only its rows.
     general = get_domain("general")
-    evaluate(model, tok, general, general.items("eval", 3), max_new_tokens=8, out_dir=tmp_path / "a")
-    evaluate(model, tok, "general", general.items("eval", 2), max_new_tokens=8, out_dir=tmp_path / "a")
-    domains = [json.loads(x)["domain"] for x in (tmp_path / "a" / "items.jsonl").read_text().splitlines()]
+    evaluate(
+        model, tok, general, general.items("eval", 3), max_new_tokens=8, out_dir=tmp_path / "a"
+    )
+    evaluate(
+        model, tok, "general", general.items("eval", 2), max_new_tokens=8, out_dir=tmp_path / "a"
+    )
+    domains = [
+        json.loads(x)["domain"] for x in (tmp_path / "a" / "items.jsonl").read_text().splitlines()
+    ]
     assert domains == ["arith"] * 6 + ["general"] * 2
     with pytest.raises(UserError, match="pass_k"):
         evaluate(model, tok, dom, items, pass_k=(8,), n_samples=4)

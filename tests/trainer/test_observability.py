@@ -105,7 +105,7 @@ async def test_status_is_patched_through_the_api(
     monkeypatch.setenv("PTLAB_RUN_NAME", "r1")
     monkeypatch.setenv("PTLAB_NAMESPACE", k8s_api.namespace)
     monkeypatch.setenv("PTLAB_KUBE_API", k8s_api.url)
-    monkeypatch.setattr("ptlab.trainer.kube_status.StatusReporter.from_env.__defaults__", (2,))
+    monkeypatch.setenv("PTLAB_STATUS_EVERY", "2")
     result = await asyncio.to_thread(run.train, obj, tmp_path / "run")
     status, data = await k8s_api.get("ptlab.io/v1alpha1", "PostTrainingRun", "r1", k8s_api.namespace)
     assert status == 200

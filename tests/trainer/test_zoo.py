@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 import signal
@@ -26,11 +27,13 @@ def test_scales_are_one_qwen2_family_about_4x_apart() -> None:
     class Tok:
         eos_token_id, pad_token_id = 2, 0
 
-    params = [sum(p.numel() for p in Qwen2ForCausalLM(qwen2_config(s, 600, Tok())).parameters())
-              for s in SCALES.values()]
+    params = [
+        sum(p.numel() for p in Qwen2ForCausalLM(qwen2_config(s, 600, Tok())).parameters())
+        for s in SCALES.values()
+    ]
     assert list(SCALES) == ["s1", "s2", "s3", "s4"]
     assert 0.15e6 < params[0] < 0.4e6 and 12e6 < params[-1] < 24e6
-    assert all(3.0 < b / a < 6.0 for a, b in zip(params, params[1:], strict=False))
+    assert all(3.0 < b / a < 6.0 for a, b in itertools.pairwise(params))
     budgets = [s.steps / n for s, n in zip(SCALES.values(), params, strict=True)]
     assert budgets == sorted(budgets, reverse=True)  # fewer tokens per parameter as scale grows
 
@@ -42,7 +45,9 @@ def test_resolve_model_name_passes_hub_ids_and_paths_through() -> None:
         resolve_model_name("zoo/s9")
 
 
-def test_local_path_loads_through_the_hub_code_path(tiny_model: str, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_local_path_loads_through_the_hub_code_path(
+    tiny_model: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
     model, tok = load_pretrained(tiny_model)
     assert isinstance(model, Qwen2ForCausalLM) and tok.padding_side == "left"
     assert tok.chat_template and tok.eos_token == "<|im_end|>"
@@ -66,16 +71,24 @@ def test_build_is_deterministic_cached_and_listed(tmp_path: Path) -> None:
     meta = json.loads((first / "zoo.json").read_text())
     assert meta["train_tokens"] == 3 * 16 * 128 and meta["params"] > 0
     assert [(r["scale"], r["path"]) for r in list_models(tmp_path / "a")] == [("s1", str(first))]
-    assert ensure_model("s1", cache=tmp_path / "a", progress=False, steps=4, items_per_domain=40) != first
+    assert (
+        ensure_model("s1", cache=tmp_path / "a", progress=False, steps=4, items_per_domain=40)
+        != first
+    )
     model, tok = load_pretrained(str(first))
     assert model.config.hidden_size == SCALES["s1"].hidden and len(tok) == model.config.vocab_size
 
 
 def _builder(cache: Path, steps: int) -> subprocess.Popen[bytes]:
-    code = ("import sys; from pathlib import Path; from ptlab.trainer.zoo import ensure_model; "
-            f"print(ensure_model('s1', cache=Path(sys.argv[1]), progress=False, steps={steps}, items_per_domain=40))")
-    return subprocess.Popen([sys.executable, "-c", code, str(cache)], stdout=subprocess.PIPE,
-                            env={**os.environ, "PYTHONUNBUFFERED": "1"})
+    code = (
+        "import sys; from pathlib import Path; from ptlab.trainer.zoo import ensure_model; "
+        f"print(ensure_model('s1', cache=Path(sys.argv[1]), progress=False, steps={steps}, items_per_domain=40))"
+    )
+    return subprocess.Popen(
+        [sys.executable, "-c", code, str(cache)],
+        stdout=subprocess.PIPE,
+        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+    )
 
 
 @pytest.mark.slow
@@ -89,7 +102,9 @@ def test_killed_build_leaves_nothing_usable_and_concurrent_builders_agree(tmp_pa
     victim.send_signal(signal.SIGKILL)
     victim.wait()
     zoo = cache / "zoo"
-    assert list(zoo.glob("s1-*.tmp-*")) and not [p for p in zoo.glob("s1-*") if p.is_dir() and ".tmp-" not in p.name]
+    assert list(zoo.glob("s1-*.tmp-*")) and not [
+        p for p in zoo.glob("s1-*") if p.is_dir() and ".tmp-" not in p.name
+    ]
     # Two builders of the same model at once: one builds under the lock, both get the result.
     builders = [_builder(cache, steps=3) for _ in range(2)]
     paths = {b.communicate(timeout=600)[0].decode().strip().splitlines()[-1] for b in builders}

@@ -221,7 +221,14 @@ def pretrain(
             sched.step()
             opt.zero_grad(set_to_none=True)
             losses.append(loss.item())
-            bar.update(task, advance=1, loss=sum(losses[-20:]) / len(losses[-20:]))
+            recent = sum(losses[-20:]) / len(losses[-20:])
+            bar.update(task, advance=1, loss=recent)
+            if (
+                progress
+                and not bar.console.is_terminal
+                and len(losses) % max(1, spec.steps // 10) == 0
+            ):
+                print(f"zoo {name}: step {len(losses)}/{spec.steps} loss {recent:.3f}", flush=True)
     model.eval()
     return losses
 
