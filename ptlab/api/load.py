@@ -7,6 +7,7 @@ reading code; nothing here prints a traceback.
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -15,11 +16,12 @@ import yaml
 from pydantic import BaseModel, ValidationError
 
 from ptlab.api.models import API_VERSION, KINDS, ComparisonStudy, Model, PostTrainingRun
-from ptlab.errors import UserError
+from ptlab.errors import UserError, one_line
 
 MAX_BYTES = 16 * 1024 * 1024
 # libyaml's safe loader when built in (5x faster on a spec), else PyYAML's own.
 _LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+_PLAIN_KEY = re.compile(r"^[A-Za-z_][A-Za-z0-9_-]*$")
 
 
 @dataclass(frozen=True)
@@ -36,7 +38,7 @@ class Problem:
         where = f"{self.file}:{self.doc}" if self.doc else self.file
         field = f"{self.path}: " if self.path else ""
         hint = f" ({self.hint})" if self.hint else ""
-        return f"{where}: {field}{self.message}{hint}"
+        return one_line(f"{where}: {field}{self.message}{hint}")
 
 
 @dataclass(frozen=True)
@@ -139,9 +141,13 @@ def _hint(kind: str, err: dict[str, Any], model: type[BaseModel], loc: tuple[Any
 
 
 def _field_path(loc: tuple[Any, ...]) -> str:
+    """``spec.algorithms[0].params['odd key']``: keys that are not plain names are quoted."""
     out = ""
     for part in loc:
-        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
+        if isinstance(part, int) or not _PLAIN_KEY.match(str(part)):
+            out += f"[{part!r}]"
+        else:
+            out += f".{part}" if out else str(part)
     return out
 
 

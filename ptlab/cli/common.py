@@ -9,7 +9,7 @@ from typing import Any
 import click
 from rich.console import Console
 
-from ptlab.errors import UserError
+from ptlab.errors import UserError, one_line
 
 console = Console(highlight=False)
 console_err = Console(stderr=True, highlight=False)
@@ -17,7 +17,7 @@ console_err = Console(stderr=True, highlight=False)
 
 def error_line(message: str) -> None:
     """Print one error line to stderr (no markup interpretation)."""
-    console_err.print(f"error: {message}", markup=False, soft_wrap=True)
+    console_err.print(f"error: {one_line(message)}", markup=False, soft_wrap=True)
 
 
 def run_guarded(fn: Callable[[], Any]) -> int:

@@ -22,22 +22,14 @@ def zoo_cache() -> Path:
 @pytest.fixture(scope="session")
 def tiny_model(tmp_path_factory: pytest.TempPathFactory) -> str:
     """A 40k-parameter random Qwen2 (2 layers, hidden 32) with the zoo tokenizer, saved in HF format."""
-    import torch
-    from transformers import AutoTokenizer, Qwen2Config, Qwen2ForCausalLM
+    from transformers import AutoTokenizer
 
+    from ptlab.trainer.modeling import save_random_model
     from ptlab.trainer.zoo.build import ensure_tokenizer
 
     tok = AutoTokenizer.from_pretrained(ensure_tokenizer(zoo_cache()))
-    torch.manual_seed(0)
-    config = Qwen2Config(
-        vocab_size=len(tok), hidden_size=32, intermediate_size=64, num_hidden_layers=2,
-        num_attention_heads=2, num_key_value_heads=2, max_position_embeddings=512,
-        tie_word_embeddings=True, eos_token_id=tok.eos_token_id, pad_token_id=tok.pad_token_id,
-    )
     out = tmp_path_factory.mktemp("tiny-model")
-    Qwen2ForCausalLM(config).save_pretrained(out)
-    tok.save_pretrained(out)
-    return str(out)
+    return save_random_model(out, tok, hidden=32, layers=2, heads=2, intermediate=64)
 
 
 @pytest.fixture(scope="session")

@@ -87,8 +87,8 @@ def nan_entry():
 def test_non_finite_loss_stops_and_keeps_the_last_good_checkpoint(
     nan_entry: str, tiny_model: str, spec_for, tmp_path: Path
 ) -> None:
-    from ptlab.cli.main import app
     from ptlab.cli.common import run_guarded
+    from ptlab.cli.main import app
 
     spec = spec_for(tiny_model, "dpo", training={"checkpoint_every": 1, "budget": {"steps": 6}})
     spec["algorithm"] = {"name": nan_entry}

@@ -5,7 +5,7 @@ It branches only on registry metadata, never on an algorithm's name:
 ``input_kind`` (which batch the loss takes), ``needs_reference`` (cached reference log-probs),
 ``needs_teacher`` (teacher logits), and the entry's ``trainer`` requirements
 (``token_kl`` / ``reference_update`` → a live reference model; ``running_stat`` → a running
-mean fed back to the loss).
+mean fed back to the loss; ``log_sum_sq`` → WPO's per-token log Σ_v π²).
 
     1. data      domain items → records → tokens (THE chat template, shared with evaluation)
     2. policy    HF model (LoRA optional); a score head for reward models
@@ -222,6 +222,7 @@ def build_batch(
     teacher: nn.Module | None = None,
     live: LiveReference | None = None,
     running: Tensor | None = None,
+    log_sum_sq_needed: bool = False,
 ) -> tuple[Any, Tensor, int]:
     """Forward one micro-batch and package it for the entry: ``(batch, loss_mask, tokens)``.
 
@@ -260,11 +261,12 @@ def build_batch(
                      "chosen_token_kl": kl[:b], "rejected_token_kl": kl[b:]}
         elif ref is not None:
             extra = {"ref_chosen_logps": cached("chosen", cm), "ref_rejected_logps": cached("rejected", rm)}
-        lss = log_sum_sq(logits) * both.mask
+        if log_sum_sq_needed:
+            lss = log_sum_sq(logits) * both.mask
+            extra.update(chosen_log_sum_sq=lss[:b], rejected_log_sum_sq=lss[b:])
         batch = PairedBatch(
             policy_chosen_logps=logps[:b], policy_rejected_logps=logps[b:],
             chosen_mask=cm, rejected_mask=rm,
-            chosen_log_sum_sq=lss[:b], rejected_log_sum_sq=lss[b:],
             chosen_rewards=torch.ones(b), rejected_rewards=torch.zeros(b), margins=torch.ones(b),
             running_margin=running, **extra,
         )
@@ -372,7 +374,7 @@ def train(ctx: RunContext) -> Outcome:
             rows = [examples[i] for i in micro]
             batch, mask, _ = build_batch(
                 kind, engine.model, rows, [labels[i] for i in micro], ref, micro, pad_id,
-                teacher, live, running_t,
+                teacher, live, running_t, "log_sum_sq" in needs,
             )
             out = algo.fn(batch, params)
             share = micro_share(out, mask, totals, agg) if out.token_level else (

@@ -181,12 +181,14 @@ def encoded(c: Completion) -> Encoded:
     return Encoded(list(c.prompt_ids + c.token_ids), len(c.prompt_ids))
 
 
-def policy_forward(model: nn.Module, batch: Padded) -> tuple[Tensor, Tensor]:
-    """(log-probs, entropy) per token (B, T), masked to completion tokens; log-probs with grad."""
+def policy_forward(model: nn.Module, batch: Padded, entropy_grad: bool) -> tuple[Tensor, Tensor]:
+    """(log-probs, entropy) per token (B, T), masked to completion tokens; log-probs with grad,
+    entropy with grad only when the loss has an entropy bonus (else a detached metric)."""
     logits = modeling.shifted_logits(model, batch.ids, batch.attn)
     logps = modeling.gather_logps(logits, batch.ids) * batch.mask
-    logp_all = torch.log_softmax(logits.float(), -1)
-    entropy = -(logp_all.exp() * logp_all).sum(-1) * batch.mask
+    with torch.set_grad_enabled(entropy_grad and torch.is_grad_enabled()):
+        logp_all = torch.log_softmax(logits.float(), -1)
+        entropy = -(logp_all.exp() * logp_all).sum(-1) * batch.mask
     return logps, entropy
 
 
@@ -205,7 +207,7 @@ def rl_micro_losses(
     p = pad_completions([s.completions[i] for i in rows], pad_id)
     b = p.batch
     width = b.ids.shape[1]
-    logps, entropy = policy_forward(model, b)
+    logps, entropy = policy_forward(model, b, recipe.options.entropy_coef > 0)
     batch = RolloutBatch(
         logps=logps, mask=b.mask, advantages=adv[rows, :width],
         ref_logps=ref.logps(b) if ref is not None else None,
