@@ -7,12 +7,17 @@ from collections.abc import Callable
 from typing import Any
 
 import click
+import typer
 from rich.console import Console
 
 from ptlab.errors import UserError, one_line
 
 console = Console(highlight=False)
 console_err = Console(stderr=True, highlight=False)
+# typer ≥ 0.2x runs a vendored copy of click whose exceptions are not click's: catch both.
+_EXIT = (click.exceptions.Exit, typer.Exit)
+_ABORT = (click.exceptions.Abort, typer.Abort)
+_USAGE = (click.ClickException, typer.TyperException)
 
 
 def error_line(message: str) -> None:
@@ -31,13 +36,13 @@ def run_guarded(fn: Callable[[], Any]) -> int:
     except UserError as err:
         error_line(str(err))
         return 2
-    except click.exceptions.Exit as done:
+    except _EXIT as done:
         return int(done.exit_code or 0)
-    except click.exceptions.Abort:
+    except _ABORT:
         error_line("aborted")
         return 130
-    except click.ClickException as err:
-        error_line(err.format_message().replace("\n", " "))
+    except _USAGE as err:
+        error_line(getattr(err, "format_message", err.__str__)().replace("\n", " "))
         return 2
     except KeyboardInterrupt:
         error_line("interrupted; results written so far are kept")

@@ -60,3 +60,25 @@ def test_kill_nine_then_resume_is_bit_identical(tiny_model: str, spec_for, tmp_p
     assert a["metrics"] == b["metrics"]
     for key in ("steps", "train_tokens", "flops"):
         assert a[key] == b[key]
+
+
+@pytest.mark.parametrize("algorithm,params", [("tr_dpo", {"sync_steps": 1, "tau": 0.5}), ("beta_dpo", {})])
+def test_resume_restores_moving_reference_and_running_statistics(
+    algorithm: str, params: dict, tiny_model: str, spec_for, tmp_path: Path
+) -> None:
+    """In-process resume from the step-2 checkpoint of a 4-step run (state beyond the model:
+    TR-DPO's updated reference, β-DPO's running margin) reproduces steps 3-4 exactly."""
+    import shutil
+
+    from ptlab.trainer import run
+
+    spec = spec_for(tiny_model, algorithm, training={"budget": {"steps": 4}, "checkpoint_every": 2})
+    spec["algorithm"]["params"] = params
+    out = tmp_path / "run"
+    run.train(spec, out)
+    straight = curve(read_jsonl(out / "metrics.jsonl"))
+    (out / "result.json").unlink()
+    shutil.rmtree(out / "checkpoints" / "step-00000004")
+    run.train(spec, out)
+    assert curve(read_jsonl(out / "metrics.jsonl")) == straight
+    assert straight[2]["loss"] != straight[0]["loss"]

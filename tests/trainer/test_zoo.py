@@ -17,7 +17,14 @@ from safetensors.torch import load_file
 from transformers import Qwen2ForCausalLM
 
 from ptlab.errors import UserError
-from ptlab.trainer.zoo import SCALES, ensure_model, list_models, load_pretrained, resolve_model_name
+from ptlab.trainer.zoo import (
+    SCALES,
+    ensure_model,
+    list_models,
+    load_pretrained,
+    model_dir,
+    resolve_model_name,
+)
 from ptlab.trainer.zoo.build import qwen2_config
 
 TINY = {"steps": 3, "items_per_domain": 40}
@@ -94,20 +101,25 @@ def _builder(cache: Path, steps: int) -> subprocess.Popen[bytes]:
 @pytest.mark.slow
 def test_killed_build_leaves_nothing_usable_and_concurrent_builders_agree(tmp_path: Path) -> None:
     cache = tmp_path / "cache"
+    zoo = cache / "zoo"
     victim = _builder(cache, steps=100_000)
     deadline = time.time() + 300
-    while not list((cache / "zoo").glob("s1-*.tmp-*")) and time.time() < deadline:
+    while not list(zoo.glob("s1-*.tmp-*")) and time.time() < deadline:
         time.sleep(0.5)
     time.sleep(1)
     victim.send_signal(signal.SIGKILL)
     victim.wait()
-    zoo = cache / "zoo"
-    assert list(zoo.glob("s1-*.tmp-*")) and not [
-        p for p in zoo.glob("s1-*") if p.is_dir() and ".tmp-" not in p.name
-    ]
-    # Two builders of the same model at once: one builds under the lock, both get the result.
+    assert list(zoo.glob("s1-*.tmp-*"))
+    assert (
+        list_models(cache) == []
+        and not model_dir("s1", cache, steps=100_000, items_per_domain=40).exists()
+    )
+    # A stale temp dir of the model about to be built (a killed builder's) is cleared, and two
+    # builders at once agree: one builds under the lock, the other finds its result.
+    final = model_dir("s1", cache, steps=3, items_per_domain=40)
+    (final.parent / f"{final.name}.tmp-1").mkdir()
     builders = [_builder(cache, steps=3) for _ in range(2)]
-    paths = {b.communicate(timeout=600)[0].decode().strip().splitlines()[-1] for b in builders}
-    assert len(paths) == 1 and all(b.returncode == 0 for b in builders)
-    built = Path(paths.pop())
-    assert (built / "model.safetensors").is_file() and not list(zoo.glob("s1-*.tmp-*"))
+    outputs = [b.communicate(timeout=600)[0].decode().strip().splitlines()[-1] for b in builders]
+    assert outputs == [str(final)] * 2 and all(b.returncode == 0 for b in builders)
+    assert (final / "model.safetensors").is_file()
+    assert not list(zoo.glob(f"{final.name}.tmp-*"))

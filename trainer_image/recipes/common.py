@@ -114,15 +114,19 @@ class Totals:
     width: float = 1.0
 
 
-def micro_share(out: LossOutput, mask: Tensor, totals: Totals, mode: str = "token-mean") -> Tensor:
+def micro_share(
+    out: LossOutput, mask: Tensor, totals: Totals, mode: str = "token-mean", rows: int | None = None
+) -> Tensor:
     """This micro-batch's share of the global-batch loss (summing shares = one big batch).
 
-    Sequence-level losses (B,) are averaged over the global rows; token-level losses (B, T)
-    follow ``mode`` (see ``ptlab.algorithms.common.aggregate``) with global denominators, so
-    gradient accumulation and data parallelism do not change the loss definition.
+    Sequence-level losses are averaged over the global rows (``rows`` = examples in this
+    micro-batch, default ``len(out.loss)``; a loss may have one row per sequence, e.g. both
+    completions of a pair). Token-level losses (B, T) follow ``mode`` (see
+    ``ptlab.algorithms.common.aggregate``) with global denominators, so gradient accumulation
+    and data parallelism do not change the loss definition.
     """
     if not out.token_level:
-        return out.loss.sum() / totals.rows
+        return out.loss.mean() * ((rows or out.loss.shape[0]) / totals.rows)
     m = mask.to(out.loss.dtype)
     if mode == "token-mean":
         return (out.loss * m).sum() / totals.tokens
@@ -161,6 +165,21 @@ def check_finite(value: float, step: int) -> None:
     """Raise :class:`NonFiniteError` for a NaN/inf loss or gradient norm."""
     if not math.isfinite(value):
         raise NonFiniteError(step)
+
+
+def optimizer_step(engine: Engine, loss_sum: Tensor, step: int) -> tuple[float, float, float]:
+    """End of an optimizer step: all-reduce the loss, guard it, step, guard the gradient.
+
+    Returns ``(loss, lr used by this step, gradient norm before clipping)``; raises
+    :class:`NonFiniteError` (before any update for a bad loss; the engine skips the update
+    for a bad gradient).
+    """
+    loss = float(all_sum(loss_sum))
+    check_finite(loss, step)
+    lr = engine.lr
+    grad_norm = engine.step()
+    check_finite(grad_norm, step)
+    return loss, lr, grad_norm
 
 
 class Loop:

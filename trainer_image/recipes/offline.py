@@ -39,16 +39,16 @@ from ptlab.trainer.batching import (
     with_kl_pairs,
 )
 from ptlab.trainer.budget import Budget
-from ptlab.trainer.distributed import all_sum, build_engine
+from ptlab.trainer.distributed import build_engine
 from ptlab.trainer.recipes.common import (
     DataOrder,
     Loop,
     Outcome,
     RunContext,
     Totals,
-    check_finite,
     metric_sums,
     micro_share,
+    optimizer_step,
     reduce_metrics,
     shard,
 )
@@ -173,6 +173,14 @@ class LiveReference:
         self.model = copy.deepcopy(policy).eval().requires_grad_(False)
         self.initial = [p.detach().clone() for p in policy.parameters()]
         self.ema = [p.detach().clone() for p in policy.parameters()]
+
+    def state(self) -> dict[str, Any]:
+        """What a checkpoint must hold to resume a moving reference exactly."""
+        return {"model": self.model.state_dict(), "ema": self.ema, "initial": self.initial}
+
+    def load(self, state: Mapping[str, Any]) -> None:
+        self.model.load_state_dict(state["model"])
+        self.ema, self.initial = list(state["ema"]), list(state["initial"])
 
     @torch.no_grad()
     def logits(self, batch: Padded) -> Tensor:
@@ -353,6 +361,10 @@ def train(ctx: RunContext) -> Outcome:
     order = DataOrder(len(examples), training.seed)
     loop = Loop(ctx, engine, budget, order)
     running = loop.extra.get("running")
+    if live is not None:
+        if "reference" in loop.extra:
+            live.load(loop.extra["reference"])
+        loop.extra["reference"] = live.state()  # tensors are shared: checkpoints see updates
     model.train()
 
     while True:
@@ -377,16 +389,11 @@ def train(ctx: RunContext) -> Outcome:
                 teacher, live, running_t, "log_sum_sq" in needs,
             )
             out = algo.fn(batch, params)
-            share = micro_share(out, mask, totals, agg) if out.token_level else (
-                out.loss.mean() * (len(micro) / totals.rows))
+            share = micro_share(out, mask, totals, agg, rows=len(micro))
             engine.backward(share)
             loss_sum += share.detach().double()
             parts.append(metric_sums(out.metrics))
-        loss = float(all_sum(loss_sum))
-        check_finite(loss, step)
-        lr = engine.lr
-        grad_norm = engine.step()
-        check_finite(grad_norm, step)
+        loss, lr, grad_norm = optimizer_step(engine, loss_sum, step)
         budget.add(tokens)
         metrics = reduce_metrics(parts)
         if "running_stat" in needs and (value := running_value(kind, metrics)) is not None:

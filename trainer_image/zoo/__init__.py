@@ -5,6 +5,7 @@ Public API (stable)::
 
     SCALES                          # {"s1": ScaleSpec, ..., "s4": ...}, ~0.25M/1M/4M/17M params
     ensure_model("s2") -> Path      # build lazily (file-locked, atomic), then the cached dir
+    model_dir("s2") -> Path         # where it is / will be cached (no build)
     resolve_model_name("zoo/s2")    # -> str path; hub ids / local paths are returned unchanged
     load_pretrained(name) -> (model, tokenizer)   # resolve + from_pretrained (hub id, path, zoo/)
     list_models() -> list[dict]     # what is in the cache
@@ -19,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from ptlab.errors import UserError
-from ptlab.trainer.zoo.build import SCALES, ScaleSpec, build_scale, cache_root
+from ptlab.trainer.zoo.build import SCALES, ScaleSpec, build_scale, cache_root, model_dir
 
 ZOO_PREFIX = "zoo/"
 
@@ -31,6 +32,7 @@ __all__ = [
     "ensure_model",
     "list_models",
     "load_pretrained",
+    "model_dir",
     "resolve_model_name",
 ]
 

@@ -233,6 +233,27 @@ def pretrain(
     return losses
 
 
+def _cache_key(spec: ScaleSpec, tok_dir: Path) -> dict[str, object]:
+    """Everything the weights depend on (the data via the generators' code version)."""
+    return {
+        "code": code_version(),
+        "scale": asdict(spec),
+        "tokenizer": tok_dir.name,
+        "seq_len": SEQ_LEN,
+        "batch": BATCH,
+        "threads": THREADS,
+        "torch": torch.__version__,
+    }
+
+
+def model_dir(name: str, cache: Path | None = None, **overrides: int) -> Path:
+    """Where the model of scale ``name`` (with ``overrides``) is or will be cached."""
+    cache = cache or cache_root()
+    key = _cache_key(replace(SCALES[name], **overrides), ensure_tokenizer(cache))
+    digest = hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:12]
+    return cache / "zoo" / f"{name}-{digest}"
+
+
 def build_scale(
     name: str, cache: Path | None = None, progress: bool = True, **overrides: int
 ) -> Path:
@@ -244,16 +265,7 @@ def build_scale(
     cache = cache or cache_root()
     spec = replace(SCALES[name], **overrides)
     tok_dir = ensure_tokenizer(cache)
-    key = {
-        "code": code_version(),
-        "scale": asdict(spec),
-        "tokenizer": tok_dir.name,
-        "seq_len": SEQ_LEN,
-        "batch": BATCH,
-        "threads": THREADS,
-        "torch": torch.__version__,
-    }
-    digest = hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:12]
+    key = _cache_key(spec, tok_dir)
 
     def build(tmp: Path) -> None:
         start = time.perf_counter()
@@ -277,4 +289,4 @@ def build_scale(
         }
         (tmp / "zoo.json").write_text(json.dumps(meta, indent=1, default=str))
 
-    return _atomic_build(cache / "zoo" / f"{name}-{digest}", build)
+    return _atomic_build(model_dir(name, cache, **overrides), build)
