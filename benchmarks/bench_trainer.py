@@ -33,7 +33,9 @@ from typing import Any
 
 import torch
 
-STEPS, REPEATS, BATCH, LR, BETA = 12, 3, 8, 1e-4, 0.1
+STEPS = int(os.environ.get("BENCH_STEPS", 12))  # a loaded machine may need fewer
+REPEATS = int(os.environ.get("BENCH_REPEATS", 3))
+BATCH, LR, BETA = 8, 1e-4, 0.1
 RESULTS = Path(__file__).parent / "results" / "trainer.json"
 SMALL = {"hidden": 128, "layers": 4, "heads": 4, "intermediate": 512}  # ~1M parameters
 S4 = {"hidden": 384, "layers": 9, "heads": 6, "intermediate": 1152}  # the 16M zoo shape

@@ -20,7 +20,8 @@ Backend = Literal["pytorchjob", "job"]
 
 SPEC_DIR = "/etc/ptlab"
 SPEC_FILE = "spec.json"
-TRAIN_COMMAND = ["ptlab", "train", f"{SPEC_DIR}/{SPEC_FILE}"]
+RUN_DIR = "/work/run"
+"""The trainer's run directory (``--out``) inside the ``work`` emptyDir."""
 UID = 10001
 """The non-root user of the image (see the Dockerfile)."""
 SCRATCH = {"tmp": "/tmp", "cache": "/home/ptlab/.cache", "work": "/work"}
@@ -73,19 +74,35 @@ def build_spec_configmap(
     }
 
 
+def train_command(spec: PostTrainingRunSpec, config: OperatorConfig) -> list[str]:
+    """The trainer's command: ``ptlab train`` on the mounted spec, under ``torchrun`` when a
+    node runs several processes or the job spans nodes.
+
+    torchrun takes ``--nnodes``/``--node-rank``/``--master-addr``/``--master-port`` from the
+    ``PET_*`` variables the Kubeflow training operator sets on every PyTorchJob replica.
+    """
+    args = [
+        "train", f"{SPEC_DIR}/{SPEC_FILE}",
+        "--out", RUN_DIR,
+        "--metrics-port", str(config.trainer_metrics_port),
+    ]
+    nproc = max(spec.resources.gpus, 1)
+    if nproc == 1 and spec.resources.nodes == 1:
+        return ["ptlab", *args]
+    return ["torchrun", f"--nproc-per-node={nproc}", "-m", "ptlab.cli.main", *args]
+
+
 def _env(run: str, spec: PostTrainingRunSpec, config: OperatorConfig) -> list[dict[str, Any]]:
-    """Environment of the trainer container: identity, tracking, metrics, cache paths."""
+    """Environment of the trainer container: identity (for its status patches), tracking,
+    cache paths. Names are the ones ``ptlab.trainer.kube_status`` reads."""
     mlflow_uri = spec.tracking.mlflow_uri or config.mlflow_uri
     env: list[dict[str, Any]] = [
         {"name": "PTLAB_RUN_NAME", "value": run},
         {
-            "name": "PTLAB_RUN_NAMESPACE",
+            "name": "PTLAB_NAMESPACE",
             "valueFrom": {"fieldRef": {"fieldPath": "metadata.namespace"}},
         },
         {"name": "PTLAB_STUDY", "value": spec.study or ""},
-        {"name": "PTLAB_METRICS_PORT", "value": str(config.trainer_metrics_port)},
-        {"name": "PTLAB_NPROC_PER_NODE", "value": str(max(spec.resources.gpus, 1))},
-        {"name": "PTLAB_OUT", "value": SCRATCH["work"]},
         {"name": "HOME", "value": SCRATCH["tmp"]},
         {"name": "XDG_CACHE_HOME", "value": SCRATCH["cache"]},
         {"name": "HF_HOME", "value": f"{SCRATCH['cache']}/huggingface"},
@@ -156,7 +173,7 @@ def build_pod_template(
                     "name": container,
                     "image": spec.resources.image or config.image,
                     "imagePullPolicy": config.image_pull_policy,
-                    "command": list(TRAIN_COMMAND),
+                    "command": train_command(spec, config),
                     "env": _env(run, spec, config),
                     "ports": [{"name": "metrics", "containerPort": port, "protocol": "TCP"}],
                     "resources": _resources(spec),

@@ -242,3 +242,26 @@ def study_final_status(
         "inversions": list(analysis.get("inversions", [])),
         "recommendations": list(analysis.get("recommendations", [])),
     }
+
+
+def needs_tracking(status: Mapping[str, Any], uri: str | None) -> bool:
+    """True while a finished study still lacks its MLflow parent run (and MLflow is set)."""
+    if not uri or status.get("phase") not in TERMINAL or status.get("mlflowRunId"):
+        return False
+    return bool(status.get("rankings") or status.get("runs", {}).get("succeeded"))
+
+
+def tracking_status(
+    conditions: Sequence[Mapping[str, Any]], parent_id: str | None, error: str | None, now: str
+) -> Status:
+    """Status patch after an MLflow upload: the parent run and report, or why not (retried)."""
+    if parent_id is None:
+        message = f"MLflow not reached ({error or 'unknown error'}); retrying"
+        return {"conditions": set_condition(conditions, "Tracked", False, "MLflowUnreachable",
+                                            message, now)}
+    return {
+        "mlflowRunId": parent_id,
+        "reportUri": f"runs:/{parent_id}/report/report.html",
+        "conditions": set_condition(conditions, "Tracked", True, "Logged",
+                                    f"MLflow parent run {parent_id} with the report", now),
+    }

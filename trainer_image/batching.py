@@ -55,13 +55,18 @@ def encode_record(
 
 
 def with_kl_pairs(records: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
-    """Attach a mismatched completion (of the next record) for KTO's KL reference point z0.
+    """Attach a mismatched completion for KTO's KL reference point z0: the completion of the
+    next record whose prompt differs (pairs split into two records share a prompt).
 
-    The pairing is fixed at dataset level (record i gets record i+1's completion), so its
-    reference log-probs are cacheable like any other sequence.
+    The pairing is fixed at dataset level, so its reference log-probs are cacheable like any
+    other sequence.
     """
     n = len(records)
-    return [{**r, "kl_completion": records[(i + 1) % n]["completion"]} for i, r in enumerate(records)]
+    out = []
+    for i, r in enumerate(records):
+        j = next((k % n for k in range(i + 1, i + n) if records[k % n]["prompt"] != r["prompt"]), (i + 1) % n)
+        out.append({**r, "kl_completion": records[j]["completion"]})
+    return out
 
 
 def pad(seqs: Sequence[Encoded], pad_id: int, length: int | None = None) -> Padded:

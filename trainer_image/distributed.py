@@ -22,6 +22,7 @@ import torch.distributed as dist
 from torch import Tensor, nn
 
 from ptlab.api.models import ResourcesSpec, TrainingSpec
+from ptlab.errors import UserError
 
 
 @dataclass(frozen=True)
@@ -208,6 +209,12 @@ def build_engine(
 ) -> Engine:
     """DeepSpeed when requested and running under torchrun, else DDP (K>1) or plain (K=1)."""
     if info.world_size > 1 and resources.deepspeed is not None:
+        if resources.deepspeed.zero_stage == 3:
+            raise UserError(
+                "resources.deepspeed.zero_stage=3 is not supported by the trainer yet "
+                "(rank-0 evaluation needs consolidated weights)",
+                "use zero_stage 0, 1 or 2",
+            )
         try:
             return DeepSpeedEngine(
                 model, training, total_steps, info, resources.deepspeed.zero_stage, micro_steps, dtype

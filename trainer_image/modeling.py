@@ -131,14 +131,31 @@ def model_hash(source: str) -> str:
     return digest.hexdigest()[:16]
 
 
+def forward_logits(model: nn.Module, ids: Tensor, attn: Tensor) -> Tensor:
+    """Raw logits (B, T, V): row t scores token t+1."""
+    return model(input_ids=ids, attention_mask=attn, use_cache=False).logits
+
+
+def align(values: Tensor) -> Tensor:
+    """Per-position values computed from raw rows 0..T-2 → the target layout (row 0 = 0)."""
+    return torch.nn.functional.pad(values, (1, 0) if values.dim() == 2 else (0, 0, 1, 0))
+
+
+def next_token_logps(logits: Tensor, ids: Tensor) -> Tensor:
+    """Per-token log-probs (B, T) from raw logits, in float32 (no copy of the logits)."""
+    raw = logits[:, :-1].float()
+    picked = torch.gather(raw, -1, ids[:, 1:].unsqueeze(-1)).squeeze(-1)
+    return align(picked - torch.logsumexp(raw, dim=-1))
+
+
 def shifted_logits(model: nn.Module, ids: Tensor, attn: Tensor) -> Tensor:
-    """Logits (B, T, V) aligned with targets: row t scores token t; row 0 is zeros."""
-    logits = model(input_ids=ids, attention_mask=attn, use_cache=False).logits
-    return torch.cat([torch.zeros_like(logits[:, :1]), logits[:, :-1]], dim=1)
+    """Logits (B, T, V) aligned with targets: row t scores token t; row 0 is zeros (a copy)."""
+    return align(forward_logits(model, ids, attn)[:, :-1])
 
 
 def gather_logps(logits: Tensor, ids: Tensor) -> Tensor:
-    """log softmax(logits)[ids] per position (B, T), computed in float32; row 0 forced to 0."""
+    """log softmax(logits)[ids] per position (B, T) for *aligned* logits (see
+    :func:`shifted_logits`), in float32; row 0 forced to 0."""
     logits32 = logits.float()
     picked = torch.gather(logits32, -1, ids.unsqueeze(-1)).squeeze(-1)
     logps = picked - torch.logsumexp(logits32, dim=-1)
@@ -148,7 +165,7 @@ def gather_logps(logits: Tensor, ids: Tensor) -> Tensor:
 
 def token_logps(model: nn.Module, ids: Tensor, attn: Tensor) -> Tensor:
     """Per-token log-probs (B, T) of ``ids`` under ``model`` (see module docstring)."""
-    return gather_logps(shifted_logits(model, ids, attn), ids)
+    return next_token_logps(forward_logits(model, ids, attn), ids)
 
 
 def configure_determinism(seed: int) -> int:

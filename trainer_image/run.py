@@ -27,7 +27,7 @@ from ptlab.api.models import PostTrainingRun, PostTrainingRunSpec
 from ptlab.errors import UserError
 from ptlab.trainer import distributed, modeling
 from ptlab.trainer.kube_status import StatusReporter
-from ptlab.trainer.observability import MlflowTracker, Reporter
+from ptlab.trainer.observability import MlflowTracker, Reporter, read_jsonl
 from ptlab.trainer.recipes.common import NonFiniteError, Outcome, RunContext
 
 log = logging.getLogger("ptlab.trainer")
@@ -178,8 +178,10 @@ def train(run_or_spec: Any, out_dir: str | Path, *, metrics_port: int | None = N
         try:
             outcome = pick_recipe(ctx).train(ctx)
         except NonFiniteError as err:
+            last = (read_jsonl(out / "metrics.jsonl") or [{}])[-1]
             result.update(status="failed", reason=str(err), steps=err.step - 1,
-                          wall_s=time.perf_counter() - started, metrics={})
+                          wall_s=time.perf_counter() - started, metrics={},
+                          train_tokens=last.get("train_tokens", 0), flops=last.get("flops", 0.0))
         else:
             metrics: dict[str, float] = {}
             if info.is_main:

@@ -26,11 +26,17 @@ def _ranking(result: AnalysisResult, scale: str, domain: str) -> dict[str, Any] 
     )
 
 
+def _ranked_domains(result: AnalysisResult) -> list[str]:
+    """Domains with at least one analysed cell (a domain whose cells all had a single
+    algorithm has nothing to draw)."""
+    return [d for d in result.domains if any(r["domain"] == d for r in result.rankings)]
+
+
 def bump_charts(result: AnalysisResult) -> dict[str, Figure]:
     """Rank-vs-scale per domain: position by mean (1 = best); hollow markers where the
     algorithm shares its significance rank with another (not separable)."""
     out = {}
-    for domain in result.domains:
+    for domain in _ranked_domains(result):
         fig = Figure(figsize=(6, 3.5), constrained_layout=True)
         ax = fig.add_subplot()
         scales = [s for s in result.scales if _ranking(result, s, domain)]
@@ -87,7 +93,7 @@ def forest_plots(result: AnalysisResult) -> dict[str, Figure]:
 def significance_heatmaps(result: AnalysisResult) -> dict[str, Figure]:
     """Per domain, one panel per scale: signed −log10(Holm p) of row − column; * significant."""
     out = {}
-    for domain in result.domains:
+    for domain in _ranked_domains(result):
         cells = [r for r in result.rankings if r["domain"] == domain]
         names = sorted({a["algorithm"] for r in cells for a in r["algorithms"]})
         fig = Figure(figsize=(3.2 * len(cells) + 1, 3.2), constrained_layout=True)

@@ -8,6 +8,7 @@ import html
 import io
 import json
 import math
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -34,7 +35,9 @@ def _fmt(v: Any, digits: int = 3) -> str:
 
 def _png(fig: Figure) -> bytes:
     buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=110)
+    with warnings.catch_warnings():  # a label the font cannot draw shows as a box, silently
+        warnings.filterwarnings("ignore", "Glyph .* missing from font", UserWarning)
+        fig.savefig(buf, format="png", dpi=110)
     return buf.getvalue()
 
 
@@ -94,9 +97,9 @@ _CSS = ("body{font-family:sans-serif;max-width:1100px;margin:2em auto;color:#222
 def write_report(result: AnalysisResult, out_dir: Path | str) -> Path:
     """Write PNGs, analysis.json and a self-contained report.html into out_dir → its path."""
     out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
     figures = {**bump_charts(result), **forest_plots(result),
                **significance_heatmaps(result), **inversion_diagram(result)}
+    out.mkdir(parents=True, exist_ok=True)  # after the figures: a failure leaves nothing
     images = []
     for name, fig in figures.items():
         data = _png(fig)

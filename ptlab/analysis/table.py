@@ -90,10 +90,16 @@ def read_results(path: Path) -> pd.DataFrame:
     if not path.is_file():
         raise UserError(f"results file {str(path)!r} does not exist", "pass a results.csv path")
     try:
-        return pd.read_csv(path)
+        table = pd.read_csv(path)
     except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as err:
         first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
         raise UserError(f"results file {str(path)!r} is not a readable CSV: {first}") from err
+    if not isinstance(table.index, pd.RangeIndex):  # pandas made extra fields an index
+        raise UserError(
+            f"results file {str(path)!r} has rows with more fields than its header",
+            "quote values that contain commas",
+        )
+    return table
 
 
 def read_items(path: Path) -> pd.DataFrame:
@@ -284,6 +290,11 @@ def prepare(
                 notes.append(f"{scale}/{domain}: only {cell.algorithms[0]!r}, cell skipped")
                 continue
             cells.append(cell)
+    if not cells:
+        raise UserError(
+            f"no scale/domain cell has {metric!r} results for two algorithms: nothing to compare",
+            "each (scale, domain) needs rows for at least two algorithms",
+        )
     if n_nan:
         notes.insert(0, f"{n_nan} NaN value row(s) dropped")
     return Prepared(metric, scales, domains, tuple(cells), n_nan, tuple(notes))

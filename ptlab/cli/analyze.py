@@ -11,6 +11,7 @@ import typer
 from ptlab.analysis import analyze as run_analysis
 from ptlab.analysis import print_summary, read_items, read_results, write_report
 from ptlab.cli.common import console
+from ptlab.errors import UserError
 
 
 def analyze(
@@ -38,6 +39,9 @@ def analyze(
     seed: Annotated[int, typer.Option(help="Bootstrap random seed.")] = 0,
 ) -> None:
     """Rank algorithms per scale × domain, find ranking inversions, recommend, report."""
+    for target, kind in ((json_out, "file"), (report, "directory")):
+        if target is not None:
+            check_output_path(target, kind)
     table = read_results(results)
     item_table = read_items(items) if items else None
     order = [s.strip() for s in scale_order.split(",") if s.strip()] if scale_order else None
@@ -46,9 +50,21 @@ def analyze(
         items=item_table, scale_order=order,
     )
     print_summary(result, console)
+    if report:  # first: it is the step that can fail, and it writes nothing until it can't
+        console.print(f"wrote {write_report(result, report)}", markup=False)
     if json_out:
         json_out.parent.mkdir(parents=True, exist_ok=True)
         json_out.write_text(json.dumps(result.to_json(), indent=2))
         console.print(f"wrote {json_out}", markup=False)
-    if report:
-        console.print(f"wrote {write_report(result, report)}", markup=False)
+
+
+def check_output_path(path: Path, kind: str) -> None:
+    """UserError unless ``path`` can become a ``kind`` (file/directory): it is not the other
+    kind, and no existing parent is a file."""
+    if path.exists() and path.is_dir() != (kind == "directory"):
+        raise UserError(f"output {str(path)!r} exists and is not a {kind}", f"give a {kind} path")
+    for parent in path.parents:
+        if parent.exists():
+            if not parent.is_dir():
+                raise UserError(f"output {str(path)!r}: {str(parent)!r} is a file, not a directory")
+            break

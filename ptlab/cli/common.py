@@ -28,8 +28,9 @@ def error_line(message: str) -> None:
 def run_guarded(fn: Callable[[], Any]) -> int:
     """Run a click/typer app, mapping failures to exit codes without tracebacks.
 
-    UserError / click usage errors → 2; KeyboardInterrupt → 130; anything else → 1 with a
-    one-line message (set PTLAB_DEBUG=1 to see the traceback).
+    UserError / click usage errors / an unusable path (OSError naming a file) → 2;
+    KeyboardInterrupt → 130; anything else → 1 with a one-line message (set PTLAB_DEBUG=1 to
+    see the traceback).
     """
     try:
         result = fn()
@@ -42,12 +43,17 @@ def run_guarded(fn: Callable[[], Any]) -> int:
         error_line("aborted")
         return 130
     except _USAGE as err:
-        error_line(getattr(err, "format_message", err.__str__)().replace("\n", " "))
+        message = getattr(err, "format_message", err.__str__)().replace("\n", " ").strip()
+        error_line(message or "a command is missing (see the usage above)")  # no_args_is_help
         return 2
     except KeyboardInterrupt:
         error_line("interrupted; results written so far are kept")
         return 130
     except Exception as err:  # the CLI boundary: never print a traceback
+        if isinstance(err, OSError) and err.filename is not None:
+            # a path the user gave cannot be used (too long, not a directory, no permission…)
+            error_line(f"{err.filename}: {err.strerror or err}")
+            return 2
         if os.environ.get("PTLAB_DEBUG"):
             raise
         error_line(f"internal error: {type(err).__name__}: {err} (rerun with PTLAB_DEBUG=1)")

@@ -12,14 +12,20 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from hypothesis import settings
-from hypothesis import strategies as st
-
 import typer
+from hypothesis import event, settings
+from hypothesis import strategies as st
+from hypothesis.control import currently_in_test_context
 
 from ptlab.cli.common import run_guarded
 from ptlab.cli.main import app
 from ptlab.errors import UserError
+
+
+def count(label: str) -> None:
+    """Count an outcome in hypothesis' statistics (``--hypothesis-show-statistics``)."""
+    if currently_in_test_context():
+        event(label)
 
 
 def fuzz(fn: Callable[..., Any]) -> Callable[..., Any]:
@@ -121,7 +127,7 @@ SPECIAL_STRINGS = [
     "", " ", "\t", "\n", "nan", "NaN", "inf", "-inf", ".inf", "-.inf", ".nan", "1e999",
     "-1e999", "0x1F", "1_000", "~", "null", "None", "yes", "no", "on", "true", "2024-01-01",
     "12:30:00", "1/0", "0/0", "∞", "١٢٣", "½", "🤖", "'", '"', "\\", "${HOME}", "%s", "a,b",
-    "é" * 300, "x" * 5000, "-", "--", "--help", "\x00", "\u202e", "#### 1e99999",
+    "é" * 300, "x" * 5000, "9" * 5000, "#### " + "7" * 4400, "0." + "3" * 400, "-", "--", "--help", "\x00", "\u202e", "#### 1e99999",
 ]
 nasty_scalars = st.one_of(
     st.none(),

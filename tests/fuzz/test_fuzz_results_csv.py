@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from hypothesis import event, given
+from hypothesis import given
 from hypothesis import strategies as st
 
 from ptlab.analysis import analyze, read_results
@@ -27,6 +27,7 @@ from tests.fuzz.support import (
     assert_cli_contract,
     assert_user_error,
     corrupted,
+    count,
     files_under,
     fuzz,
     invoke,
@@ -135,9 +136,9 @@ def check_analysis(path: Path, metric: str | None) -> dict[str, Any] | None:
         result = analyze(read_results(path), metric=metric, n_boot=N_BOOT, seed=0)
     except UserError as err:
         assert_user_error(err)
-        event("rejected")
+        count("rejected")
         return None
-    event("analysed")
+    count("analysed")
     doc = result.to_json()
     assert tuple(doc) == JSON_KEYS
     json.dumps(doc, allow_nan=False)  # the stable document is strict JSON (no NaN/inf)
@@ -193,7 +194,7 @@ def test_analyze_cli_one_line_error_and_no_partial_files(
         result = invoke(argv)
         assert_cli_contract(result)
         done(result.code == 0)
-    event("exit 0" if result.code == 0 else "exit 2")
+    count("exit 0" if result.code == 0 else "exit 2")
     if result.code == 0:
         doc = json.loads((out / "a.json").read_text())
         assert tuple(doc) == JSON_KEYS

@@ -15,7 +15,14 @@ import yaml
 from hypothesis import given
 from hypothesis import strategies as st
 
-from ptlab.api.load import dump_json, load_documents, load_run, load_study, parse_object, validate_file
+from ptlab.api.load import (
+    dump_json,
+    load_documents,
+    load_run,
+    load_study,
+    parse_object,
+    validate_file,
+)
 from ptlab.api.models import ComparisonStudy, PostTrainingRun
 from ptlab.errors import UserError
 from tests.fuzz.support import (

@@ -36,7 +36,17 @@ LABELS = {
 }
 
 
-def expected_pod(container: str, gpus: int, image: str = "ptlab:1") -> dict[str, Any]:
+TRAIN_ARGS = ["train", "/etc/ptlab/spec.json", "--out", "/work/run", "--metrics-port", "9090"]
+
+
+def command(gpus: int, nodes: int) -> list[str]:
+    """One process: ``ptlab train``; several per node or several nodes: under torchrun."""
+    if max(gpus, 1) == 1 and nodes == 1:
+        return ["ptlab", *TRAIN_ARGS]
+    return ["torchrun", f"--nproc-per-node={gpus}", "-m", "ptlab.cli.main", *TRAIN_ARGS]
+
+
+def expected_pod(container: str, gpus: int, image: str = "ptlab:1", nodes: int = 1) -> dict[str, Any]:
     limits: dict[str, Any] = {"memory": "16Gi"}
     volumes: list[dict[str, Any]] = [
         {"name": "spec", "configMap": {"name": "r1-spec"}},
@@ -69,15 +79,12 @@ def expected_pod(container: str, gpus: int, image: str = "ptlab:1") -> dict[str,
                 "name": container,
                 "image": image,
                 "imagePullPolicy": "IfNotPresent",
-                "command": ["ptlab", "train", "/etc/ptlab/spec.json"],
+                "command": command(gpus, nodes),
                 "env": [
                     {"name": "PTLAB_RUN_NAME", "value": "r1"},
-                    {"name": "PTLAB_RUN_NAMESPACE",
+                    {"name": "PTLAB_NAMESPACE",
                      "valueFrom": {"fieldRef": {"fieldPath": "metadata.namespace"}}},
                     {"name": "PTLAB_STUDY", "value": "st"},
-                    {"name": "PTLAB_METRICS_PORT", "value": "9090"},
-                    {"name": "PTLAB_NPROC_PER_NODE", "value": str(max(gpus, 1))},
-                    {"name": "PTLAB_OUT", "value": "/work"},
                     {"name": "HOME", "value": "/tmp"},
                     {"name": "XDG_CACHE_HOME", "value": "/home/ptlab/.cache"},
                     {"name": "HF_HOME", "value": "/home/ptlab/.cache/huggingface"},
@@ -100,7 +107,7 @@ def expected_pod(container: str, gpus: int, image: str = "ptlab:1") -> dict[str,
 @pytest.mark.parametrize(("gpus", "nodes"), [(0, 1), (8, 1), (4, 3)])
 def test_pytorchjob_exact(gpus, nodes):
     job = builders.build_pytorchjob("r1", "ns", spec(gpus, nodes), CONFIG)
-    pod = expected_pod("pytorch", gpus)
+    pod = expected_pod("pytorch", gpus, nodes=nodes)
     replicas: dict[str, Any] = {
         "Master": {"replicas": 1, "restartPolicy": "OnFailure", "template": pod}}
     if nodes > 1:

@@ -83,7 +83,8 @@ async def test_without_pytorchjob_crd_a_batch_job_runs_the_trainer(k8s_api):
         await k8s_api.create(_run(resources={"gpus": 0, "nodes": 1}))
         job = await eventually(lambda: get(k8s_api, JOB, "r1"))
         container = job["spec"]["template"]["spec"]["containers"][0]
-        assert container["command"] == ["ptlab", "train", "/etc/ptlab/spec.json"]
+        assert container["command"] == ["ptlab", "train", "/etc/ptlab/spec.json", "--out",
+                                        "/work/run", "--metrics-port", "9090"]
         assert container["image"] == "ptlab:test"
         async with fake_training(k8s_api):
             done = await eventually(lambda: _phase(k8s_api, "r1", "Succeeded"))

@@ -33,6 +33,19 @@ def tiny_model(tmp_path_factory: pytest.TempPathFactory) -> str:
 
 
 @pytest.fixture(scope="session")
+def tiny_teacher(tmp_path_factory: pytest.TempPathFactory) -> str:
+    """Another random model of the same shape and tokenizer (a teacher that differs)."""
+    from transformers import AutoTokenizer
+
+    from ptlab.trainer.modeling import save_random_model
+    from ptlab.trainer.zoo.build import ensure_tokenizer
+
+    tok = AutoTokenizer.from_pretrained(ensure_tokenizer(zoo_cache()))
+    out = tmp_path_factory.mktemp("tiny-teacher")
+    return save_random_model(out, tok, hidden=32, layers=2, heads=2, intermediate=64, seed=1)
+
+
+@pytest.fixture(scope="session")
 def zoo_s1() -> str:
     """Directory of the smallest pretrained zoo model (built on first use, then cached)."""
     from ptlab.trainer.zoo import ensure_model

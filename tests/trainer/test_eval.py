@@ -35,6 +35,7 @@ def model_tok(tiny_model: str) -> tuple[object, object]:
     return load_pretrained(tiny_model)
 
 
+@pytest.mark.slow
 def test_greedy_batched_equals_one_by_one_and_is_repeatable(
     model_tok: tuple[object, object],
 ) -> None:
@@ -47,6 +48,7 @@ def test_greedy_batched_equals_one_by_one_and_is_repeatable(
     assert all(len(c) == 1 and c[0] for c in batched)
 
 
+@pytest.mark.slow
 def test_sampling_is_seeded(model_tok: tuple[object, object]) -> None:
     model, tok = model_tok
     prompts = [it.prompt for it in get_domain("algebra").items("eval", 3)]
@@ -78,6 +80,7 @@ def test_choice_loglik_equals_difference_of_sequence_logprobs(
         assert score == pytest.approx(expected, abs=1e-3)
 
 
+@pytest.mark.slow
 def test_evaluate_writes_consistent_deterministic_items(
     model_tok: tuple[object, object], tmp_path: Path
 ) -> None:

@@ -147,7 +147,9 @@ def test_each_family_learns_on_the_smallest_zoo_model(
 
 
 @pytest.mark.slow
-def test_every_offline_entry_trains_two_steps(tiny_model: str, spec_for, tmp_path: Path) -> None:
+def test_every_offline_entry_trains_two_steps(
+    tiny_model: str, tiny_teacher: str, spec_for, tmp_path: Path
+) -> None:
     """Registry-wide: each offline entry takes 2 real optimizer steps through the recipe."""
     failures = {}
     for name in OFFLINE:
@@ -160,7 +162,7 @@ def test_every_offline_entry_trains_two_steps(tiny_model: str, spec_for, tmp_pat
             eval={"items": 2, "max_new_tokens": 4},
         )
         if entry.needs_teacher:
-            spec["reference"] = {"path": tiny_model}
+            spec["reference"] = {"path": tiny_teacher}
         try:
             result = run.train(spec, tmp_path / name)
         except Exception as err:  # collect every failing entry, not only the first
@@ -173,3 +175,22 @@ def test_every_offline_entry_trains_two_steps(tiny_model: str, spec_for, tmp_pat
             failures[name] = f"loss/grad {[(r['loss'], r['grad_norm']) for r in rows]}"
     assert not failures, failures
     assert len(OFFLINE) >= 40
+
+
+@pytest.mark.slow
+def test_a_local_pairs_file_trains_dpo(tiny_model: str, spec_for, tmp_path: Path) -> None:
+    import json
+
+    rows = [{"prompt": f"What is {i} + 1?", "chosen": f"{i} + 1 = {i + 1}. Answer: {i + 1}",
+             "rejected": f"{i} + 1 = {i + 2}. Answer: {i + 2}"} for i in range(8)]
+    path = tmp_path / "pairs.jsonl"
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    spec = spec_for(tiny_model, "dpo", data={"domain": "arith", "train_size": 8,
+                                             "source": {"format": "pairs", "path": str(path)}},
+                    training={"budget": {"steps": 2}})
+    result = run.train(spec, tmp_path / "run")
+    assert result["status"] == "succeeded"
+    # 8 chosen + 8 rejected sequences, one reference forward per 16-sequence batch and name
+    assert result["reference_forward_passes"] == 2
+    assert result["train_tokens"] == sum(
+        r["train_tokens"] for r in read_jsonl(tmp_path / "run" / "metrics.jsonl")[-1:])

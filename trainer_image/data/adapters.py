@@ -28,7 +28,8 @@ def _field(row: Row, name: str, kind: type = str) -> Any:
     if not isinstance(row, dict) or name not in row:
         raise RowError(f"missing field {name!r}")
     if not isinstance(row[name], kind):
-        raise RowError(f"field {name!r} must be {kind.__name__}, got {type(row[name]).__name__}")
+        kinds = " or ".join(k.__name__ for k in (kind if isinstance(kind, tuple) else (kind,)))
+        raise RowError(f"field {name!r} must be {kinds}, got {type(row[name]).__name__}")
     return row[name]
 
 
@@ -144,15 +145,21 @@ def read_rows(source: str, split: str = "train") -> Iterator[tuple[str, Row]]:
     path = Path(source)
     if not path.is_file():
         raise UserError(f"data file {source!r} does not exist", "give a .jsonl path or hf:<name>")
-    with path.open(encoding="utf-8") as fh:
-        for lineno, line in enumerate(fh, start=1):
+    with path.open("rb") as fh:
+        for lineno, raw in enumerate(fh, start=1):
             where = f"{path}:{lineno}"
             try:
-                row = json.loads(line)
+                row = json.loads(raw.decode("utf-8"))
+            except UnicodeDecodeError as err:
+                raise UserError(
+                    f"{where}: not UTF-8 text (byte {err.start})", "save the file as UTF-8"
+                ) from None
             except json.JSONDecodeError as err:
                 raise UserError(
                     f"{where}: not valid JSON ({err.msg})", "one JSON object per line"
                 ) from err
+            except RecursionError:
+                raise UserError(f"{where}: JSON nested too deeply") from None
             if not isinstance(row, dict):
                 raise UserError(f"{where}: expected a JSON object, got {type(row).__name__}")
             yield where, row

@@ -69,28 +69,28 @@ RUNNING_MOMENTUM = 0.9
 
 
 def offline_records(spec: PostTrainingRunSpec, input_kind: str, split: str = "train") -> list[dict[str, Any]]:
-    """Records of the run's domain for ``input_kind`` (see :mod:`ptlab.trainer.batching`).
+    """Records of the run's data for ``input_kind`` (see :mod:`ptlab.trainer.batching`).
 
-    single: (prompt, worked solution); paired/scores: the domain's given pairs (chosen =
-    solution, rejected = one step corrupted); unpaired: each pair split into a desirable and an
-    undesirable completion (the standard paired → unpaired conversion).
+    single: (prompt, worked solution) — or a file's chosen completions; paired/scores: the
+    domain's given pairs (chosen = solution, rejected = one step corrupted) or a ``pairs``
+    file; unpaired: each pair split into a desirable and an undesirable completion (the
+    standard paired → unpaired conversion).
     """
-    from ptlab.trainer.domains import get_domain
-
     data = spec.data
-    if data.source.format != "generated":
-        raise UserError(
-            f"data.source.format={data.source.format!r} is not read by the offline recipe yet",
-            "use format: generated",
-        )
     if data.pairs != "given" and input_kind != "single":
         raise UserError("data.pairs=self-sampled needs the online recipe", "use data.pairs: given")
-    domain = get_domain(data.domain)
     n = data.train_size if split == "train" else data.validation_size
-    items = domain.items(split, n, seed=spec.training.seed)
+    items, pairs = file_data(spec, input_kind, n) if data.source.format != "generated" else ([], [])
+    if data.source.format == "generated":
+        from ptlab.trainer.domains import get_domain
+
+        domain = get_domain(data.domain)
+        items = domain.items(split, n, seed=spec.training.seed)
+        pairs = domain.given_pairs(items, seed=spec.training.seed) if input_kind != "single" else []
     if input_kind == "single":
-        return [{"prompt": it.prompt, "completion": it.solution} for it in items]
-    pairs = domain.given_pairs(items, seed=spec.training.seed)
+        if items:
+            return [{"prompt": it.prompt, "completion": it.solution} for it in items]
+        return [{"prompt": p.prompt, "completion": p.chosen} for p in pairs]
     if input_kind in ("paired", "scores"):
         return [{"prompt": p.prompt, "chosen": p.chosen, "rejected": p.rejected} for p in pairs]
     if input_kind == "unpaired":
@@ -100,6 +100,23 @@ def offline_records(spec: PostTrainingRunSpec, input_kind: str, split: str = "tr
             out.append({"prompt": p.prompt, "completion": p.rejected, "label": False})
         return out
     raise UserError(f"input_kind {input_kind!r} is not an offline input", "use the online recipe")
+
+
+def file_data(spec: PostTrainingRunSpec, input_kind: str, n: int) -> tuple[list[Any], list[Any]]:
+    """``(items, pairs)`` from a jsonl file or hub dataset (``data.source``)."""
+    from ptlab.trainer.data import load_items, load_pairs
+
+    source = spec.data.source
+    where = source.path or f"hf:{source.hub}"
+    if source.format == "pairs":
+        return [], load_pairs(where, source.split, n)
+    if input_kind != "single":
+        raise UserError(
+            f"data.source.format={source.format!r} has no preference pairs for {input_kind} input",
+            "use format: pairs (chosen/rejected) or a supervised algorithm",
+        )
+    fmt = "mc" if source.format == "multiple_choice" else source.format
+    return load_items(where, fmt, source.split, n), []
 
 
 # --------------------------------------------------------------------------- 2. models
@@ -183,8 +200,8 @@ class LiveReference:
         self.ema, self.initial = list(state["ema"]), list(state["initial"])
 
     @torch.no_grad()
-    def logits(self, batch: Padded) -> Tensor:
-        return modeling.shifted_logits(self.model, batch.ids, batch.attn)
+    def raw_logits(self, batch: Padded) -> Tensor:
+        return modeling.forward_logits(self.model, batch.ids, batch.attn)
 
     @torch.no_grad()
     def update(self, policy: nn.Module, step: int, kind: str, params: Any) -> None:
@@ -258,19 +275,19 @@ def build_batch(
                 both.mask,
                 both.n_tokens,
             )
-        logits = modeling.shifted_logits(model, both.ids, both.attn)
-        logps = modeling.gather_logps(logits, both.ids) * both.mask
+        raw = modeling.forward_logits(model, both.ids, both.attn)
+        logps = modeling.next_token_logps(raw, both.ids) * both.mask
         extra: dict[str, Any] = {}
         if live is not None:
-            ref_logits = live.logits(both)
-            ref_logps = modeling.gather_logps(ref_logits, both.ids) * both.mask
-            kl = token_kl(ref_logits, logits) * both.mask
+            ref_raw = live.raw_logits(both)
+            ref_logps = modeling.next_token_logps(ref_raw, both.ids) * both.mask
+            kl = modeling.align(token_kl(ref_raw[:, :-1], raw[:, :-1])) * both.mask
             extra = {"ref_chosen_logps": ref_logps[:b], "ref_rejected_logps": ref_logps[b:],
                      "chosen_token_kl": kl[:b], "rejected_token_kl": kl[b:]}
         elif ref is not None:
             extra = {"ref_chosen_logps": cached("chosen", cm), "ref_rejected_logps": cached("rejected", rm)}
         if log_sum_sq_needed:
-            lss = log_sum_sq(logits) * both.mask
+            lss = modeling.align(log_sum_sq(raw[:, :-1])) * both.mask
             extra.update(chosen_log_sum_sq=lss[:b], rejected_log_sum_sq=lss[b:])
         batch = PairedBatch(
             policy_chosen_logps=logps[:b], policy_rejected_logps=logps[b:],
@@ -296,12 +313,13 @@ def build_batch(
         )
         return batch, m, both.n_tokens
     padded = pad([r["completion"] for r in rows], pad_id)
-    logits = modeling.shifted_logits(model, padded.ids, padded.attn)
-    teacher_logits = None
-    if teacher is not None:
+    raw = modeling.forward_logits(model, padded.ids, padded.attn)
+    logps = modeling.next_token_logps(raw, padded.ids) * padded.mask
+    logits = teacher_logits = None
+    if teacher is not None:  # distillation compares full distributions
+        logits = modeling.align(raw[:, :-1])
         with torch.no_grad():
             teacher_logits = modeling.shifted_logits(teacher, padded.ids, padded.attn)
-    logps = modeling.gather_logps(logits, padded.ids) * padded.mask
     batch = SingleBatch(
         logps=logps, mask=padded.mask, logits=logits, teacher_logits=teacher_logits,
         labels=padded.ids, ref_logps=cached("completion", padded.mask),

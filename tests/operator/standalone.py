@@ -1,0 +1,83 @@
+"""The test API server and the fake training operator as processes of their own.
+
+The operator benchmark runs the operator, the API server and the training operator in three
+processes, so that each one's CPU time and memory are measured alone::
+
+    python -m tests.operator.standalone apiserver URL_FILE   # server-like kmock + CRDs
+    python -m tests.operator.standalone training URL          # completes every job at once
+
+Each runs until terminated. The API server writes its URL to ``URL_FILE`` once it serves the
+CRDs (and a kubeconfig next to it, ``URL_FILE.kubeconfig``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import kmock
+
+from tests.operator.harness import PTJ, FakeTrainingOperator, ServerLikeEmulator, install
+from tests.support.kube import KubeAPI, register_builtin_resources
+from tests.support.servers import write_kubeconfig
+
+
+class SessionAPI(KubeAPI):
+    """:class:`KubeAPI` over one keep-alive session (the per-request session of the tests'
+    client costs a TCP connection per call, which dominates at 1,000s of calls)."""
+
+    session: aiohttp.ClientSession | None = None
+
+    async def request(
+        self, method: str, path: str, body: Any = None, content_type: str = "application/json"
+    ) -> tuple[int, Any]:
+        if self.session is None:
+            self.session = aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=16))
+        headers = {"Content-Type": content_type}
+        async with self.session.request(method, self.url + path, json=body, headers=headers) as resp:
+            return resp.status, await resp.json(content_type=None)
+
+
+async def serve_api(url_file: Path) -> None:
+    """Serve the server-like kmock with the builtin resources and CRDs until cancelled."""
+    async with ServerLikeEmulator() as emulator, kmock.Server(emulator):
+        register_builtin_resources(emulator)
+        url = str(emulator.url).rstrip("/")
+        kubeconfig = write_kubeconfig(Path(f"{url_file}.kubeconfig"), url, None)
+        api = KubeAPI(url=url, kind="kmock", emulator=emulator, kubeconfig=kubeconfig)
+        await api.create({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "default"}})
+        await install(api)
+        url_file.write_text(url)
+        await asyncio.Event().wait()
+
+
+async def follow_jobs(url: str, namespace: str = "default") -> None:
+    """Watch PyTorchJobs and complete each one at once (:class:`FakeTrainingOperator`)."""
+    api = SessionAPI(url=url, kind="kmock", kubeconfig=Path("/dev/null"), namespace=namespace)
+    fake = FakeTrainingOperator(api)
+    path = f"/apis/{PTJ[0]}/namespaces/{namespace}/pytorchjobs"
+    timeout = aiohttp.ClientTimeout(total=None, sock_read=None)
+    async with aiohttp.ClientSession(timeout=timeout) as session:
+        async with session.get(url + path, params={"watch": "true"}) as resp:
+            async for line in resp.content:
+                if line.strip():
+                    fake.advance(PTJ, json.loads(line)["object"])
+
+
+def main(argv: list[str]) -> None:
+    """Entry point: ``apiserver URL_FILE`` or ``training URL``."""
+    match argv:
+        case ["apiserver", url_file]:
+            asyncio.run(serve_api(Path(url_file)))
+        case ["training", url]:
+            asyncio.run(follow_jobs(url))
+        case _:
+            raise SystemExit(__doc__)
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])
