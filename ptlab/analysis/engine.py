@@ -238,13 +238,15 @@ def _inversions(
     return out
 
 
-def _check_settings(alpha: float, margin: float, n_boot: int) -> None:
+def _check_settings(alpha: float, margin: float, n_boot: int, seed: int) -> None:
     if not 0 < alpha < 0.5:
         raise UserError(f"alpha={alpha} is out of range", "use a level in (0, 0.5), e.g. 0.05")
     if not (margin >= 0 and math.isfinite(margin)):
         raise UserError(f"margin={margin} must be ≥ 0", "0 disables the equivalence test")
     if n_boot < 100:
         raise UserError(f"n_boot={n_boot} is too small", "use at least 100 (default 2000)")
+    if seed < 0:
+        raise UserError(f"seed={seed} must be ≥ 0", "use a non-negative random seed")
 
 
 def analyze(
@@ -270,7 +272,7 @@ def analyze(
         items: optional per-item scores (algorithm, scale, domain, seed, item_id, score).
         scale_order: explicit scale order (else a numeric parse of the names).
     """
-    _check_settings(alpha, margin, n_boot)
+    _check_settings(alpha, margin, n_boot, seed)
     prep = prepare(table, metric=metric, items=items, scale_order=scale_order)
     rankings: dict[tuple[str, str], dict[str, Any]] = {}
     draws: dict[tuple[str, str], np.ndarray] = {}
