@@ -308,7 +308,13 @@ class ResourcesSpec(Model):
 class TrackingSpec(Model):
     """Experiment tracking."""
 
-    mlflow_uri: str | None = Field(None, description="MLflow tracking URI; None = local file.")
+    mlflow_uri: str | None = Field(
+        None,
+        description=(
+            "MLflow tracking URI. None: a run uses $MLFLOW_TRACKING_URI (else no MLflow); "
+            "`ptlab study run` logs the study to <out>/mlflow.db."
+        ),
+    )
     experiment: str = Field("ptlab", min_length=1)
 
 
