@@ -2,8 +2,11 @@
 PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
+# Never put the repo root first on sys.path: its operator/ folder (imported as ptlab.operator)
+# would shadow the standard library's `operator` in a bare interpreter (e.g. venv's ensurepip).
+export PYTHONSAFEPATH := 1
 
-.PHONY: install quickstart test test-main test-vllm test-tools lint bench crds docs clean
+.PHONY: install quickstart test test-tools lint crds docs clean
 
 # Create the venv and install ptlab with its dev extra (CPU: torch==2.13.0 is pinned).
 install: $(BIN)/ptlab
@@ -34,11 +37,12 @@ test-tools:
 lint: install
 	$(BIN)/ruff check .
 
-bench: install
-	$(BIN)/python -m benchmarks.run_all
-
 crds: install
 	$(BIN)/ptlab crds generate
+	$(BIN)/python scripts/sync_chart_crds.py
+
+docs: install
+	$(BIN)/ptlab docs generate
 
 clean:
 	rm -rf ptlab-out .pytest_cache

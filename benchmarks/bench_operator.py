@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+sys.path.append(str(ROOT))
 
 from tests.operator.harness import RUN, STUDY, eventually  # noqa: E402
 from tests.operator.standalone import SessionAPI  # noqa: E402

@@ -18,7 +18,8 @@ from pathlib import Path
 
 import pytest
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+# Appended, never prepended: the repo root holds operator/, which must not shadow stdlib operator.
+sys.path.append(str(Path(__file__).resolve().parent.parent))
 
 from tests.support import servers
 from tests.support.kube import KubeAPI, register_builtin_resources
