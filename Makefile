@@ -11,7 +11,7 @@ export PYTHONSAFEPATH := 1
 # Create the venv and install ptlab with its dev extra (CPU: torch==2.13.0 is pinned).
 install: $(BIN)/ptlab
 $(BIN)/ptlab: pyproject.toml setup.py
-	$(PYTHON) -m venv $(VENV)
+	cd / && $(PYTHON) -m venv $(CURDIR)/$(VENV)
 	$(BIN)/pip install -q --upgrade pip
 	$(BIN)/pip install -e ".[dev]"
 	touch $@
@@ -31,7 +31,7 @@ test: install test-tools
 test-tools:
 	@command -v prometheus >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq prometheus; }
 	$(BIN)/python scripts/get_k8s_tools.py bin >/dev/null
-	@test -x .venv-checkov/bin/checkov || { $(PYTHON) -m venv .venv-checkov && .venv-checkov/bin/pip install -q checkov; }
+	@test -x .venv-checkov/bin/checkov || { (cd / && $(PYTHON) -m venv $(CURDIR)/.venv-checkov) && .venv-checkov/bin/pip install -q checkov; }
 	$(BIN)/hadolint Dockerfile
 
 lint: install

@@ -31,7 +31,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.append(str(ROOT))
 
 from tests.operator.harness import RUN, STUDY, eventually  # noqa: E402
-from tests.operator.standalone import SessionAPI  # noqa: E402
+from tests.operator.standalone import SessionAPI, known_kinds  # noqa: E402
 from tests.support.servers import free_port, process, wait_http  # noqa: E402
 
 ALGORITHMS = ["dpo", "ipo", "orpo", "simpo", "cpo", "hinge", "rdpo", "exo", "cal_dpo", "apo_zero"]
@@ -47,7 +47,7 @@ def study() -> dict[str, Any]:
             "algorithms": [{"name": a} for a in ALGORITHMS],
             "scales": [{"name": "s1", "model": {"name": "zoo/s1"}}],
             "domains": ["arith"], "seeds": {"count": SEEDS}, "budget": {"steps": 4},
-            "parallelism": 100_000, "analysis": {"bootstrap": 200},
+            "parallelism": 10_000, "analysis": {"bootstrap": 200},
         },
     }
 
@@ -102,9 +102,7 @@ def started(workdir: Path) -> Iterator[tuple[str, dict[str, subprocess.Popen[byt
 
 
 async def measure(url: str, procs: dict[str, subprocess.Popen[bytes]]) -> dict[str, Any]:
-    api = SessionAPI(url=url, kind="kmock", kubeconfig=Path(os.devnull))
-    api.plurals[f"{RUN[0]}/{RUN[1]}"] = ("posttrainingruns", True)
-    api.plurals[f"{STUDY[0]}/{STUDY[1]}"] = ("comparisonstudies", True)
+    api = known_kinds(SessionAPI(url=url, kind="kmock", kubeconfig=Path(os.devnull)))
     n = len(ALGORITHMS) * SEEDS
     cpu0 = {k: cpu_s(p.pid) for k, p in procs.items()}
     t0 = time.perf_counter()
@@ -112,6 +110,8 @@ async def measure(url: str, procs: dict[str, subprocess.Popen[bytes]]) -> dict[s
     assert status in (200, 201), data
 
     async def all_children() -> bool:
+        status = (await api.get(*STUDY, "bench"))[1].get("status") or {}
+        assert status.get("phase") != "Failed", status.get("message")
         return len(await api.list(*RUN)) >= n
 
     await eventually(all_children, timeout=1800, interval=1.0)

@@ -17,7 +17,9 @@ if [ -x "$VENV/bin/python" ] && "$VENV/bin/python" -P -c "import vllm, ptlab.tra
   exit 0
 fi
 
-"$PY" -P -m venv "$VENV"
+# Created from / : in the repo root, venv's ensurepip would import operator/ as stdlib operator.
+VENV_ABS="$(pwd)/$VENV"
+(cd / && "$PY" -m venv "$VENV_ABS")
 PIP=("$VENV/bin/python" -P -m pip install --disable-pip-version-check -q)
 "${PIP[@]}" --upgrade pip
 # torch is pinned exactly: a looser pin pulls a multi-GB CUDA build.

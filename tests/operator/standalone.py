@@ -21,8 +21,14 @@ from typing import Any
 import aiohttp
 import kmock
 
-from tests.operator.harness import PTJ, FakeTrainingOperator, ServerLikeEmulator, install
-from tests.support.kube import KubeAPI, register_builtin_resources
+from tests.operator.harness import (
+    PTJ,
+    PYTORCHJOB_CRD,
+    FakeTrainingOperator,
+    ServerLikeEmulator,
+    install,
+)
+from tests.support.kube import KubeAPI, load_crds, register_builtin_resources
 from tests.support.servers import write_kubeconfig
 
 
@@ -42,6 +48,16 @@ class SessionAPI(KubeAPI):
             return resp.status, await resp.json(content_type=None)
 
 
+def known_kinds(api: KubeAPI) -> KubeAPI:
+    """``api`` with the plurals of the ptlab and PyTorchJob CRDs (no server round trip)."""
+    for crd in load_crds() + load_crds([PYTORCHJOB_CRD]):
+        spec = crd["spec"]
+        for version in spec["versions"]:
+            key = f"{spec['group']}/{version['name']}/{spec['names']['kind']}"
+            api.plurals[key] = (spec["names"]["plural"], spec["scope"] == "Namespaced")
+    return api
+
+
 async def serve_api(url_file: Path) -> None:
     """Serve the server-like kmock with the builtin resources and CRDs until cancelled."""
     async with ServerLikeEmulator() as emulator, kmock.Server(emulator):
@@ -57,7 +73,7 @@ async def serve_api(url_file: Path) -> None:
 
 async def follow_jobs(url: str, namespace: str = "default") -> None:
     """Watch PyTorchJobs and complete each one at once (:class:`FakeTrainingOperator`)."""
-    api = SessionAPI(url=url, kind="kmock", kubeconfig=Path("/dev/null"), namespace=namespace)
+    api = known_kinds(SessionAPI(url=url, kind="kmock", kubeconfig=Path("/dev/null"), namespace=namespace))
     fake = FakeTrainingOperator(api)
     path = f"/apis/{PTJ[0]}/namespaces/{namespace}/pytorchjobs"
     timeout = aiohttp.ClientTimeout(total=None, sock_read=None)
