@@ -31,6 +31,10 @@ class OperatorConfig:
     """Pod restarts of a job before it counts as failed (the trainer resumes from checkpoints)."""
     study_interval_s: float = 5.0
     """Seconds between reconciliations of an unfinished ComparisonStudy."""
+    study_min_pass_s: float = 1.0
+    """Shortest time between two passes over one study (child changes in between coalesce)."""
+    tracking_retry_s: float = 60.0
+    """Seconds between attempts to log a finished study to an unreachable MLflow."""
     zoo_models: str = "zoo/s1,zoo/s2,zoo/s3,zoo/s4"
     """Comma-separated tiny-zoo model names (a test keeps this equal to the trainer's zoo)."""
     metrics_port: int = 8080

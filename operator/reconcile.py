@@ -8,16 +8,14 @@ name (409 = already there), results are read from the children's status.
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-import pandas as pd
-
-from ptlab.analysis.engine import analyze
 from ptlab.api.models import API_VERSION, ComparisonStudy, ObjectMeta
 from ptlab.errors import UserError
-from ptlab.operator import builders, metrics, reducers, study_state, validation
+from ptlab.operator import builders, metrics, reducers, study_state, tracking, validation
 from ptlab.operator.config import OperatorConfig
 from ptlab.operator.k8s import PYTORCHJOB, Client, now_iso
 from ptlab.study.plan import Observations, StudyPlan, extend_seeds, label_value, plan_study
@@ -33,6 +31,8 @@ class Operator:
     client: Client
     config: OperatorConfig
     wakeups: dict[tuple[str, str], asyncio.Event] = field(default_factory=dict)
+    tracking_due: dict[tuple[str, str], float] = field(default_factory=dict)
+    """Per study: monotonic time of the next MLflow attempt after one failed."""
 
     def wakeup(self, namespace: str, study: str) -> asyncio.Event:
         """The event a study's daemon waits on (set when one of its children changes)."""
@@ -114,9 +114,17 @@ def observe_run(op: Operator, body: Body, deleted: bool = False) -> None:
 
 
 def _analyse(study: ComparisonStudy, plan: StudyPlan, children: Mapping[str, reducers.Child]) -> (
-    tuple[dict[str, Any], str | None]
+    tuple[Any, str | None]
 ):
-    """Analysis JSON of the final runs, or an empty one and why it could not run."""
+    """The AnalysisResult of the final runs, or None and why it could not run.
+
+    pandas/scipy are imported here, not at start-up: they double the operator's memory and
+    are needed once per study.
+    """
+    import pandas as pd
+
+    from ptlab.analysis.engine import analyze
+
     rows = study_state.result_rows(study, plan, children)
     spec = study.spec.analysis
     try:
@@ -129,8 +137,8 @@ def _analyse(study: ComparisonStudy, plan: StudyPlan, children: Mapping[str, red
             scale_order=[s.name for s in study.spec.scales],
         )
     except (UserError, KeyError) as err:
-        return {}, f"analysis not possible: {err}"
-    return result.to_json(), None
+        return None, f"analysis not possible: {err}"
+    return result, None
 
 
 async def _create_children(
@@ -159,44 +167,89 @@ async def _write_study(op: Operator, body: Body, patch: dict[str, Any]) -> None:
         await op.client.event(body, patch["phase"], patch.get("message") or "", warning)
 
 
+async def _track(
+    op: Operator, body: Body, study: ComparisonStudy, plan: StudyPlan, result: Any, failed: bool,
+    conditions: list[dict[str, Any]],
+) -> dict[str, Any]:
+    """MLflow parent run + report (in a thread); after a failure, retried once due."""
+    key = _ns_name(body)
+    uri = tracking.tracking_uri(study, op.config.mlflow_uri)
+    if uri is None or time.monotonic() < op.tracking_due.get(key, 0.0):
+        return {}
+    parent, error = await asyncio.to_thread(tracking.log_study, uri, study, plan, result, failed)
+    if parent is None:
+        op.tracking_due[key] = time.monotonic() + op.config.tracking_retry_s
+    patch: dict[str, Any] = reducers.tracking_status(conditions, parent, error, now_iso())
+    return patch
+
+
+async def _finish(
+    op: Operator, body: Body, study: ComparisonStudy, plan: StudyPlan,
+    children: Mapping[str, reducers.Child], analysed: tuple[Any, str | None], final: bool,
+) -> bool:
+    """Write the final status (``final``) and/or log to MLflow; True when nothing is left."""
+    result, problem = analysed
+    analysis = result.to_json() if result is not None else {}
+    previous = body.get("status") or {}
+    patch: dict[str, Any] = {}
+    if final:
+        planned = [r.name for r in plan.runs]
+        progress = reducers.study_progress_status(
+            planned, children, study.spec.suspend, previous, now_iso())
+        best = study_state.best_summary(analysis.get("recommendations", []))
+        patch = reducers.study_final_status(progress, analysis, best, problem, now_iso())
+    merged = {**previous, **patch}
+    uri = tracking.tracking_uri(study, op.config.mlflow_uri)
+    if reducers.needs_tracking(merged, uri):
+        failed = merged.get("phase") == "Failed"
+        patch.update(await _track(op, body, study, plan, result, failed, merged.get("conditions") or []))
+    if patch:
+        await _write_study(op, body, patch)
+    return not reducers.needs_tracking({**merged, **patch}, uri)
+
+
 async def reconcile_study(op: Operator, body: Body) -> bool:
     """One pass over a study: plan, create what is missing, analyse when done.
 
-    Returns True when the study is finished (Succeeded or Failed).
+    Returns True when the study is finished (Succeeded or Failed) and, if MLflow is set, its
+    parent run is logged (an unreachable MLflow is retried every ``tracking_retry_s``).
     """
-    if (body.get("status") or {}).get("phase") in reducers.TERMINAL:
-        return True
+    status = body.get("status") or {}
     namespace, name = _ns_name(body)
     spec = validation.parse_study_spec(body.get("spec") or {})
     if isinstance(spec, validation.Invalid):
-        await _write_study(op, body, reducers.invalid_status(spec.field, spec.message, now_iso()))
+        if status.get("phase") not in reducers.TERMINAL:
+            await _write_study(op, body, reducers.invalid_status(spec.field, spec.message, now_iso()))
         return True
     study = ComparisonStudy(metadata=ObjectMeta(name=name, namespace=namespace), spec=spec)
+    uri = tracking.tracking_uri(study, op.config.mlflow_uri)
+    if status.get("phase") in reducers.TERMINAL and not reducers.needs_tracking(status, uri):
+        return True
     bodies = await op.client.list_labelled(
         API_VERSION, "PostTrainingRun", namespace, "ptlab.io/study", label_value(name)
     )
     observed = study_state.observations(study, bodies)
     children = {c.name: c for c in map(reducers.Child.from_body, bodies)}
     plan = plan_study(study, observed)
+    if status.get("phase") in reducers.TERMINAL:  # finished; only MLflow is outstanding
+        analysed = await asyncio.to_thread(_analyse, study, plan, children)
+        return await _finish(op, body, study, plan, children, analysed, final=False)
     planned = [r.name for r in plan.runs]
     if plan.complete and reducers.all_finished(planned, children):
-        analysis, problem = await asyncio.to_thread(_analyse, study, plan, children)
-        more, _ = extend_seeds(study, analysis.get("recommendations", []), observed.seeds)
+        analysed = await asyncio.to_thread(_analyse, study, plan, children)
+        result = analysed[0]
+        recommendations = result.to_json().get("recommendations", []) if result else []
+        more, _ = extend_seeds(study, recommendations, observed.seeds)
         if any(more[c] > observed.seeds.get(c, len(spec.seeds.values())) for c in more):
             plan = plan_study(study, Observations(observed.scores, more))
             planned = [r.name for r in plan.runs]
         else:
-            progress = reducers.study_progress_status(planned, children, spec.suspend,
-                                                      body.get("status") or {}, now_iso())
-            best = study_state.best_summary(analysis.get("recommendations", []))
-            final = reducers.study_final_status(progress, analysis, best, problem, now_iso())
-            await _write_study(op, body, final)
-            return True
+            return await _finish(op, body, study, plan, children, analysed, final=True)
     new = reducers.runs_to_create(planned, children, spec.parallelism, spec.suspend)
     await _create_children(op, body, plan, new)
     children.update({n: reducers.Child(n, "Pending", {}) for n in new})
     progress = reducers.study_progress_status(
-        planned, children, spec.suspend, body.get("status") or {}, now_iso()
+        planned, children, spec.suspend, status, now_iso()
     )
     await _write_study(op, body, progress)
     return False

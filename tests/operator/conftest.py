@@ -21,5 +21,6 @@ def operator_env(k8s_api: object, monkeypatch: pytest.MonkeyPatch) -> Iterator[N
     monkeypatch.setenv("KUBECONFIG", str(k8s_api.kubeconfig))  # type: ignore[attr-defined]
     monkeypatch.setenv("PTLAB_OPERATOR_METRICS_PORT", "0")
     monkeypatch.setenv("PTLAB_OPERATOR_STUDY_INTERVAL_S", "0.5")
+    monkeypatch.setenv("PTLAB_OPERATOR_STUDY_MIN_PASS_S", "0.2")
     monkeypatch.setenv("PTLAB_OPERATOR_IMAGE", "ptlab:test")
     yield

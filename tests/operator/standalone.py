@@ -48,6 +48,33 @@ class SessionAPI(KubeAPI):
             return resp.status, await resp.json(content_type=None)
 
 
+class ScalableEmulator(ServerLikeEmulator):
+    """The server-like kmock made to last 10,000s of requests over 1,000s of objects.
+
+    kmock matches each request against its whole request history (``request in view``
+    scans every past request: O(requests²) in total) and finds an object by scanning all
+    objects. Here an answered request is forgotten (nothing inspects the history in the
+    benchmark) and a named object is looked up by its key, as a real server indexes it.
+    """
+
+    async def _handle(self, request: Any) -> Any:
+        try:
+            return await super()._handle(request)
+        finally:
+            history = self._requests
+            for i in range(len(history) - 1, -1, -1):  # in flight: a few watches and this one
+                if history[i] is request:
+                    del history[i]
+                    break
+
+    def _KubernetesEmulator__get_objs(self, request: Any, strict: bool) -> list[Any]:
+        if request.name is None or request.namespace is None:
+            found: list[Any] = super()._KubernetesEmulator__get_objs(request, strict)  # type: ignore[misc]
+            return found
+        obj = self._objects._objects.get((request.resource, request.namespace, request.name))
+        return [] if obj is None else [obj]
+
+
 def known_kinds(api: KubeAPI) -> KubeAPI:
     """``api`` with the plurals of the ptlab and PyTorchJob CRDs (no server round trip)."""
     for crd in load_crds() + load_crds([PYTORCHJOB_CRD]):
@@ -60,7 +87,7 @@ def known_kinds(api: KubeAPI) -> KubeAPI:
 
 async def serve_api(url_file: Path) -> None:
     """Serve the server-like kmock with the builtin resources and CRDs until cancelled."""
-    async with ServerLikeEmulator() as emulator, kmock.Server(emulator):
+    async with ScalableEmulator() as emulator, kmock.Server(emulator):
         register_builtin_resources(emulator)
         url = str(emulator.url).rstrip("/")
         kubeconfig = write_kubeconfig(Path(f"{url_file}.kubeconfig"), url, None)
@@ -77,11 +104,13 @@ async def follow_jobs(url: str, namespace: str = "default") -> None:
     fake = FakeTrainingOperator(api)
     path = f"/apis/{PTJ[0]}/namespaces/{namespace}/pytorchjobs"
     timeout = aiohttp.ClientTimeout(total=None, sock_read=None)
-    async with aiohttp.ClientSession(timeout=timeout) as session:
-        async with session.get(url + path, params={"watch": "true"}) as resp:
-            async for line in resp.content:
-                if line.strip():
-                    fake.advance(PTJ, json.loads(line)["object"])
+    async with (
+        aiohttp.ClientSession(timeout=timeout) as session,
+        session.get(url + path, params={"watch": "true"}) as resp,
+    ):
+        async for line in resp.content:
+            if line.strip():
+                fake.advance(PTJ, json.loads(line)["object"])
 
 
 def main(argv: list[str]) -> None:
