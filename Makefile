@@ -31,7 +31,7 @@ test: install test-tools
 test-tools:
 	@command -v prometheus >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq prometheus; }
 	$(BIN)/python scripts/get_k8s_tools.py bin >/dev/null
-	@test -x .venv-checkov/bin/checkov || { (cd / && $(PYTHON) -m venv $(CURDIR)/.venv-checkov) && .venv-checkov/bin/pip install -q checkov; }
+	@test -x .venv-checkov/bin/checkov || { (cd / && $(PYTHON) -m venv --without-pip $(CURDIR)/.venv-checkov) && $(BIN)/pip --python .venv-checkov/bin/python install -q pip checkov; }
 	$(BIN)/hadolint Dockerfile
 
 lint: install

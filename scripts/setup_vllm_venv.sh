@@ -19,7 +19,9 @@ fi
 
 # Created from / : in the repo root, venv's ensurepip would import operator/ as stdlib operator.
 VENV_ABS="$(pwd)/$VENV"
-(cd / && "$PY" -m venv "$VENV_ABS")
+# Seeded with pip by the main venv's pip (--python), not ensurepip, which failed under CI here.
+(cd / && "$PY" -m venv --without-pip "$VENV_ABS")
+.venv/bin/pip --python "$VENV_ABS/bin/python" install -q --disable-pip-version-check pip
 PIP=("$VENV/bin/python" -P -m pip install --disable-pip-version-check -q)
 "${PIP[@]}" --upgrade pip
 # torch is pinned exactly: a looser pin pulls a multi-GB CUDA build.
