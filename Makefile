@@ -31,7 +31,9 @@ test: install test-tools
 test-tools:
 	@command -v prometheus >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq prometheus; }
 	$(BIN)/python scripts/get_k8s_tools.py bin >/dev/null
-	@test -x .venv-checkov/bin/checkov || { (cd / && $(PYTHON) -m venv --without-pip $(CURDIR)/.venv-checkov) && $(BIN)/pip --python .venv-checkov/bin/python install -q pip checkov; }
+	@test -x .venv-checkov/bin/checkov || { (cd / && $(PYTHON) -m venv --without-pip $(CURDIR)/.venv-checkov) \
+	  && $(BIN)/pip --python .venv-checkov/bin/python install -q pip \
+	  && .venv-checkov/bin/python -m pip install -q checkov; }
 	$(BIN)/hadolint Dockerfile
 
 lint: install
