@@ -19,6 +19,7 @@ import torch
 from torch import Tensor, nn
 
 from ptlab.api.hashing import content_hash
+from ptlab.paths import cache_root
 from ptlab.trainer.batching import Encoded, completion_values, pad
 from ptlab.trainer.modeling import token_logps
 
@@ -30,11 +31,6 @@ PRECOMPUTE_BATCH = 16
 
 RefLogps = dict[str, list[Tensor]]
 """Sequence name (chosen/rejected/completion/kl) → per-example completion log-probs (1-D)."""
-
-
-def cache_root() -> Path:
-    """``$PTLAB_CACHE`` or ``~/.cache/ptlab``."""
-    return Path(os.environ.get("PTLAB_CACHE") or Path.home() / ".cache" / "ptlab")
 
 
 def cache_key(model_hash: str, data_hash: str, settings: Mapping[str, Any]) -> str:

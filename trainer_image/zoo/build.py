@@ -26,6 +26,7 @@ from filelock import FileLock
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from transformers import AutoTokenizer, PreTrainedTokenizerFast, Qwen2Config, Qwen2ForCausalLM
 
+from ptlab.paths import cache_root
 from ptlab.trainer.chat import encode_prompt_completion
 from ptlab.trainer.domains import DOMAINS, get_domain
 from ptlab.trainer.zoo.tokenizer import train_tokenizer
@@ -76,11 +77,6 @@ SCALES: dict[str, ScaleSpec] = {
         hidden=384, layers=9, heads=6, intermediate=1152, steps=2500, lr=7e-4, bf16=True
     ),
 }
-
-
-def cache_root() -> Path:
-    """``$PTLAB_CACHE`` or ``~/.cache/ptlab``."""
-    return Path(os.environ.get("PTLAB_CACHE") or Path.home() / ".cache" / "ptlab")
 
 
 def qwen2_config(
