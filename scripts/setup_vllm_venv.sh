@@ -19,9 +19,17 @@ fi
 
 # Created from / : in the repo root, venv's ensurepip would import operator/ as stdlib operator.
 VENV_ABS="$(pwd)/$VENV"
-# Seeded with pip by the main venv's pip (--python), not ensurepip, which failed under CI here.
-(cd / && "$PY" -m venv --without-pip "$VENV_ABS")
-.venv/bin/pip --python "$VENV_ABS/bin/python" install -q --disable-pip-version-check pip
+# Two ways to get a working pip into the new venv: ensurepip, else the main venv's pip
+# (--python). Each failed once in CI-like runs here (a venv without pip, or a pip missing modules).
+pip_works() { "$VENV_ABS/bin/python" -P -c "import pip._internal.operations.build, pip._internal.cli.main" 2>/dev/null; }
+rm -rf "$VENV_ABS"
+(cd / && "$PY" -m venv "$VENV_ABS") || true
+if ! pip_works; then
+  rm -rf "$VENV_ABS"
+  (cd / && "$PY" -m venv --without-pip "$VENV_ABS")
+  .venv/bin/pip --python "$VENV_ABS/bin/python" install -q --disable-pip-version-check --force-reinstall pip
+fi
+pip_works || { echo "setup_vllm_venv: could not install pip into $VENV" >&2; exit 1; }
 PIP=("$VENV/bin/python" -P -m pip install --disable-pip-version-check -q)
 "${PIP[@]}" --upgrade pip
 # torch is pinned exactly: a looser pin pulls a multi-GB CUDA build.
