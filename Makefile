@@ -6,7 +6,7 @@ BIN    := $(VENV)/bin
 # would shadow the standard library's `operator` in a bare interpreter (e.g. venv's ensurepip).
 export PYTHONSAFEPATH := 1
 
-.PHONY: install quickstart test test-tools lint crds docs clean
+.PHONY: install quickstart test test-tools lint crds docs bench clean
 
 # Create the venv and install ptlab with its dev extra (CPU: torch==2.13.0 is pinned).
 install: $(BIN)/ptlab
@@ -46,6 +46,11 @@ crds: install
 
 docs: install
 	$(BIN)/ptlab docs generate
+
+# Every benchmark (ours vs bare torch / TRL / scipy, operator at 1,000 runs), then README's table.
+bench: install
+	-bash scripts/setup_vllm_venv.sh
+	$(BIN)/python benchmarks/run_all.py
 
 clean:
 	rm -rf ptlab-out .pytest_cache

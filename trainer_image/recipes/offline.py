@@ -52,6 +52,7 @@ from ptlab.trainer.recipes.common import (
     reduce_metrics,
     shard,
 )
+from ptlab.trainer.samples import self_sampled_records
 
 LOSS_MASK: dict[str, tuple[str, ...]] = {
     "single": ("completion",),
@@ -74,11 +75,10 @@ def offline_records(spec: PostTrainingRunSpec, input_kind: str, split: str = "tr
     single: (prompt, worked solution) — or a file's chosen completions; paired/scores: the
     domain's given pairs (chosen = solution, rejected = one step corrupted) or a ``pairs``
     file; unpaired: each pair split into a desirable and an undesirable completion (the
-    standard paired → unpaired conversion).
+    standard paired → unpaired conversion). ``data.pairs: self-sampled`` data comes from
+    :func:`ptlab.trainer.samples.self_sampled_records` instead (it needs the policy).
     """
     data = spec.data
-    if data.pairs != "given" and input_kind != "single":
-        raise UserError("data.pairs=self-sampled needs the online recipe", "use data.pairs: given")
     n = data.train_size if split == "train" else data.validation_size
     items, pairs = file_data(spec, input_kind, n) if data.source.format != "generated" else ([], [])
     if data.source.format == "generated":
@@ -100,6 +100,22 @@ def offline_records(spec: PostTrainingRunSpec, input_kind: str, split: str = "tr
             out.append({"prompt": p.prompt, "completion": p.rejected, "label": False})
         return out
     raise UserError(f"input_kind {input_kind!r} is not an offline input", "use the online recipe")
+
+
+def prompt_groups(records: Sequence[Mapping[str, Any]]) -> list[list[int]]:
+    """Row indices grouped by runs of the same prompt: an unpaired batch takes ``batch_size``
+    prompts with all their rows (both halves of a given pair; every sample of a prompt), so
+    KTO/BCO see the desirable and undesirable completions of a prompt together. Shuffled
+    separately, the two near-identical halves push shared tokens up and down in different
+    steps (measured on zoo s1 arith, 16 steps: held-out pair margin 3.51 -> 3.10 shuffled by row,
+    -> 7.45 with the halves in one batch)."""
+    groups: list[list[int]] = []
+    for i, record in enumerate(records):
+        if groups and records[groups[-1][0]]["prompt"] == record["prompt"]:
+            groups[-1].append(i)
+        else:
+            groups.append([i])
+    return groups
 
 
 def file_data(spec: PostTrainingRunSpec, input_kind: str, n: int) -> tuple[list[Any], list[Any]]:
@@ -347,7 +363,12 @@ def train(ctx: RunContext) -> Outcome:
 
     # 1. data -------------------------------------------------------------------------------
     tokenizer = modeling.load_tokenizer(modeling.source_of(spec.model))
-    records = offline_records(spec, kind)
+    dtype = modeling.compute_dtype(spec.model.dtype)
+    policy = modeling.build_policy(spec.model)
+    if spec.data.pairs == "self-sampled" and kind != "single":
+        records = self_sampled_records(spec, kind, policy, tokenizer)  # before any update
+    else:
+        records = offline_records(spec, kind)
     if kind == "unpaired" and algo.needs_reference:
         records = with_kl_pairs(records)
     examples = [encode_record(tokenizer, r, kind, training.max_len) for r in records]
@@ -355,8 +376,6 @@ def train(ctx: RunContext) -> Outcome:
     pad_id = tokenizer.pad_token_id
 
     # 2. models -----------------------------------------------------------------------------
-    dtype = modeling.compute_dtype(spec.model.dtype)
-    policy = modeling.build_policy(spec.model)
     model: nn.Module = ScoredLM(policy) if kind == "scores" else policy
     teacher = None
     if algo.needs_teacher:
@@ -376,7 +395,8 @@ def train(ctx: RunContext) -> Outcome:
     mean_tokens = sum(sum(len(s.input_ids) for s in ex.values()) for ex in examples) / len(examples)
     total_steps = budget.total_steps(training.budget, mean_tokens * training.batch_size)
     engine = build_engine(model, training, spec.resources, total_steps, info, micro_steps, dtype)
-    order = DataOrder(len(examples), training.seed)
+    groups = prompt_groups(records) if kind == "unpaired" else [[i] for i in range(len(examples))]
+    order = DataOrder(len(groups), training.seed)
     loop = Loop(ctx, engine, budget, order)
     running = loop.extra.get("running")
     if live is not None:
@@ -388,7 +408,7 @@ def train(ctx: RunContext) -> Outcome:
     while True:
         step = budget.steps + 1
         saved_order = order.state()
-        indices = order.take(training.batch_size)
+        indices = [i for g in order.take(training.batch_size) for i in groups[g]]
         tokens = sum(len(s.input_ids) for i in indices for s in examples[i].values()
                      if kind != "unpaired" or s is not examples[i].get("kl"))
         if not budget.fits(training.budget, tokens):

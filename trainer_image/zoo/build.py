@@ -10,6 +10,7 @@ place only when complete, so a killed build never leaves a usable half-written m
 from __future__ import annotations
 
 import contextlib
+import functools
 import hashlib
 import json
 import math
@@ -69,7 +70,7 @@ class ScaleSpec:
 # ~4x apart in parameters (tied embeddings, vocab ~600). Fewer tokens per parameter as scale grows.
 SCALES: dict[str, ScaleSpec] = {
     "s1": ScaleSpec(hidden=64, layers=3, heads=2, intermediate=256, steps=1000, lr=3e-3),
-    "s2": ScaleSpec(hidden=128, layers=4, heads=4, intermediate=512, steps=1500, lr=2e-3),
+    "s2": ScaleSpec(hidden=128, layers=4, heads=4, intermediate=512, steps=1200, lr=2e-3),
     "s3": ScaleSpec(
         hidden=256, layers=5, heads=4, intermediate=768, steps=2000, lr=1e-3, bf16=True
     ),
@@ -149,12 +150,15 @@ def ensure_tokenizer(cache: Path) -> Path:
     return _atomic_build(cache / "zoo" / f"tokenizer-{digest}", build)
 
 
-def _token_stream(tokenizer: PreTrainedTokenizerFast, spec: ScaleSpec) -> list[int]:
-    """All training examples, chat-formatted and concatenated (each ends with EOS)."""
+@functools.lru_cache(maxsize=2)
+def _token_stream(tok_dir: Path, items_per_domain: int, seed: int) -> tuple[int, ...]:
+    """All training examples, chat-formatted and concatenated (each ends with EOS); shared by
+    the scales built in one process (same tokenizer, items and seed)."""
+    tokenizer = AutoTokenizer.from_pretrained(tok_dir)
     stream: list[int] = []
-    for prompt, solution in _training_texts(spec.items_per_domain, spec.seed):
+    for prompt, solution in _training_texts(items_per_domain, seed):
         stream += encode_prompt_completion(tokenizer, prompt, solution, 4 * SEQ_LEN).input_ids
-    return stream
+    return tuple(stream)
 
 
 def _batches(stream: torch.Tensor, steps: int, seed: int) -> Iterator[torch.Tensor]:
@@ -266,7 +270,7 @@ def build_scale(
     def build(tmp: Path) -> None:
         start = time.perf_counter()
         tokenizer = AutoTokenizer.from_pretrained(tok_dir)
-        stream = _token_stream(tokenizer, spec)
+        stream = list(_token_stream(tok_dir, spec.items_per_domain, spec.seed))
         config = qwen2_config(spec, len(tokenizer), tokenizer)
         key["data"] = hashlib.sha256(torch.tensor(stream).numpy().tobytes()).hexdigest()
         with _deterministic(THREADS):
