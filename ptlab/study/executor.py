@@ -257,6 +257,20 @@ def resolve_mlflow_uri(study: ComparisonStudy, cfg: ExecutorConfig) -> str | Non
     return uri or f"sqlite:///{(cfg.out / 'mlflow.db').resolve()}"
 
 
+def build_zoo_models(study: ComparisonStudy, console: Console) -> None:
+    """Pretrain the study's ``zoo/<scale>`` models up front, one at a time on all cores (a cache
+    hit is instant), so that runs never build a model while other runs train beside it."""
+    zoo = [s.model.name for s in study.spec.scales if (s.model.name or "").startswith("zoo/")]
+    if not zoo:
+        return
+    from ptlab.trainer.zoo import ensure_model
+
+    for name in zoo:
+        start = time.perf_counter()
+        path = ensure_model(name.removeprefix("zoo/"))
+        console.print(f"model {name}: {path} ({time.perf_counter() - start:.0f} s)")
+
+
 def run_study(study: ComparisonStudy, cfg: ExecutorConfig, console: Console | None = None) -> StudyOutcome:
     """Plan and run every run of ``study``, then tabulate, analyse, report and track it."""
     console = console or Console()
@@ -270,6 +284,7 @@ def run_study(study: ComparisonStudy, cfg: ExecutorConfig, console: Console | No
     if tracker and not tracker.online:
         console.print(f"[yellow]MLflow unreachable at {uri} ({tracker.error}): results stay on "
                       f"disk; upload later with `ptlab study sync {cfg.out}`[/yellow]")
+    build_zoo_models(study, console)
     observed = Observations()
     plan = plan_study(study, observed)
     parent = tracker.parent(plan) if tracker else None
