@@ -171,14 +171,16 @@ def token_logps(model: nn.Module, ids: Tensor, attn: Tensor) -> Tensor:
 def configure_determinism(seed: int) -> int:
     """Seed python/numpy/torch, enable deterministic kernels, fix the CPU thread count.
 
-    Threads: ``PTLAB_NUM_THREADS`` or ``min(cpu_count, 8)``; the count changes GEMM reduction
-    order, so bit-identical reruns need the same value (it is recorded in result.json).
+    Threads: ``PTLAB_NUM_THREADS``, else ``OMP_NUM_THREADS`` (the study executor gives each of
+    its parallel runs its share of the cores), else ``min(cpu_count, 8)``; the count changes GEMM
+    reduction order, so bit-identical reruns need the same value (it is recorded in result.json).
     """
     import random
 
     import numpy as np
 
-    threads = int(os.environ.get("PTLAB_NUM_THREADS", min(os.cpu_count() or 1, 8)))
+    env = os.environ.get("PTLAB_NUM_THREADS") or os.environ.get("OMP_NUM_THREADS")
+    threads = int(env) if env else min(os.cpu_count() or 1, 8)
     torch.set_num_threads(threads)
     random.seed(seed)
     np.random.seed(seed % (2**32))
