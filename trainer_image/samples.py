@@ -26,8 +26,8 @@ from ptlab.api.models import PostTrainingRunSpec
 from ptlab.errors import UserError
 from ptlab.paths import cache_root
 from ptlab.trainer import modeling
-from ptlab.trainer.chat import format_prompt
 from ptlab.trainer.domains import Domain, Item, get_domain
+from ptlab.trainer.recipes.online import prompt_ids
 from ptlab.trainer.rollout import HFEngine, SamplingSettings
 
 STATS: dict[str, int] = {"hits": 0, "misses": 0}
@@ -39,10 +39,7 @@ def sample_texts(
     max_prompt: int,
 ) -> list[list[str]]:
     """``k`` decoded completions per item from ``model`` (HF generate, seeded)."""
-    prompts = [
-        tokenizer(format_prompt(tokenizer, it.prompt), add_special_tokens=False)["input_ids"][-max_prompt:]
-        for it in items
-    ]
+    prompts = [prompt_ids(tokenizer, it, max_prompt) for it in items]  # as the online recipe
     engine = HFEngine(model, tokenizer.pad_token_id, [tokenizer.eos_token_id])
     was_training = model.training
     model.eval()
