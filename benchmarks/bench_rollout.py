@@ -27,7 +27,7 @@ os.environ.setdefault("VLLM_ENABLE_V1_MULTIPROCESSING", "0")
 import torch
 
 PROMPTS, GROUP, NEW_TOKENS, EXTRA_STEPS, LR = 4, 4, 32, 3, 1e-4
-REPEATS = int(os.environ.get("BENCH_REPEATS", "3"))
+REPEATS = int(os.environ.get("BENCH_REPEATS", "5"))
 RESULTS = Path(__file__).parent / "results" / "rollout.json"
 
 

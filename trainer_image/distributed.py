@@ -1,5 +1,11 @@
 """Processes and the optimisation engine: single process, DDP, or DeepSpeed ZeRO 0–3.
 
+Under ZeRO-3 every rank holds a shard of each parameter: code that reads weights outside the
+engine's forward (moving references, vLLM weight syncs, the final evaluation on rank 0) does so
+inside :meth:`Engine.gathered` or on the plain model :meth:`Engine.export` returns, and HF
+``generate`` runs with ``synced_gpus`` (:attr:`Engine.sharded`) so that ranks generating
+different lengths still run the same number of forward passes.
+
 Launch with ``torchrun --nproc_per_node=K -m ptlab.cli.main train RUN.yaml`` (or the
 ``ptlab`` script). Each rank sees the whole global batch and trains its slice of it; losses
 are normalised by the global batch's denominator, so K processes follow the same loss curve as
@@ -10,9 +16,11 @@ otherwise).
 
 from __future__ import annotations
 
+import contextlib
 import math
 import os
 import warnings
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -21,7 +29,7 @@ import torch
 import torch.distributed as dist
 from torch import Tensor, nn
 
-from ptlab.api.models import ResourcesSpec, TrainingSpec
+from ptlab.api.models import DeepSpeedSpec, ResourcesSpec, TrainingSpec
 from ptlab.errors import UserError
 
 
@@ -94,6 +102,9 @@ class Engine:
     norm; a non-finite norm skips the update (the recipe then stops the run).
     """
 
+    sharded = False
+    """Parameters are partitioned across ranks (ZeRO-3)."""
+
     def __init__(self, model: nn.Module, training: TrainingSpec, total_steps: int, info: DistInfo):
         self.module = model
         self.model: nn.Module = model
@@ -121,6 +132,17 @@ class Engine:
     def lr(self) -> float:
         return float(self.scheduler.get_last_lr()[0])
 
+    def gathered(self) -> contextlib.AbstractContextManager[nn.Module]:
+        """The module with every parameter whole, for reading (a collective under ZeRO-3)."""
+        return contextlib.nullcontext(self.module)
+
+    def export(self, rebuild: Callable[[], nn.Module]) -> nn.Module:
+        """The trained model as a plain module with whole weights on rank 0 (collective).
+
+        ``rebuild`` makes a fresh module of the same architecture; only ZeRO-3 needs it.
+        """
+        return self.module
+
     def save(self, directory: Path) -> None:
         """Model, optimizer and scheduler state (rank 0 writes)."""
         if self.info.is_main:
@@ -146,12 +168,46 @@ class DDPEngine(Engine):
         self.model = nn.parallel.DistributedDataParallel(model)
 
 
+def deepspeed_config(
+    training: TrainingSpec, zero: DeepSpeedSpec, micro_steps: int, world_size: int,
+    dtype: torch.dtype, on_gpu: bool,
+) -> dict[str, Any]:
+    """The DeepSpeed config of a run: ZeRO stage, offload, accumulation, clipping, AdamW."""
+    if zero.offload and not on_gpu:
+        raise UserError(
+            "resources.deepspeed.offload=true needs GPUs (there is no device memory to free on CPU)",
+            "set resources.deepspeed.offload: false or request resources.gpus",
+        )
+    optimization: dict[str, Any] = {"stage": zero.zero_stage}
+    if zero.zero_stage == 3:
+        optimization["stage3_param_persistence_threshold"] = zero.persistence_threshold
+    if zero.offload and zero.zero_stage >= 1:
+        optimization["offload_optimizer"] = {"device": "cpu", "pin_memory": True}
+    if zero.offload and zero.zero_stage == 3:
+        optimization["offload_param"] = {"device": "cpu", "pin_memory": True}
+    return {
+        "train_micro_batch_size_per_gpu": 1,
+        "gradient_accumulation_steps": micro_steps,
+        "train_batch_size": micro_steps * world_size,
+        "gradient_clipping": training.max_grad_norm,
+        "zero_optimization": optimization,
+        "bf16": {"enabled": dtype == torch.bfloat16},
+        "optimizer": {
+            "type": "AdamW",
+            "params": {"lr": training.lr, "weight_decay": training.weight_decay},
+            # DeepSpeed's fused CPU Adam runs the offloaded optimizer; torch's Adam otherwise (CPU)
+            "torch_adam": not zero.offload,
+        },
+        "steps_per_print": 10**9,
+    }
+
+
 class DeepSpeedEngine(Engine):
     """DeepSpeed ZeRO stage 0–3; the gradient-accumulation boundary is DeepSpeed's."""
 
     def __init__(
         self, model: nn.Module, training: TrainingSpec, total_steps: int, info: DistInfo,
-        zero_stage: int, micro_steps: int, dtype: torch.dtype,
+        zero: DeepSpeedSpec, micro_steps: int, dtype: torch.dtype,
     ):
         import deepspeed
 
@@ -159,20 +215,7 @@ class DeepSpeedEngine(Engine):
         self.info = info
         self.training = training
         self.micro_steps = micro_steps
-        config = {
-            "train_micro_batch_size_per_gpu": 1,
-            "gradient_accumulation_steps": micro_steps,
-            "train_batch_size": micro_steps * info.world_size,
-            "gradient_clipping": training.max_grad_norm,
-            "zero_optimization": {"stage": zero_stage},
-            "bf16": {"enabled": dtype == torch.bfloat16},
-            "optimizer": {
-                "type": "AdamW",
-                "params": {"lr": training.lr, "weight_decay": training.weight_decay},
-                "torch_adam": True,
-            },
-            "steps_per_print": 10**9,
-        }
+        config = deepspeed_config(training, zero, micro_steps, info.world_size, dtype, torch.cuda.is_available())
         factor = lr_lambda(training, total_steps)
         self.ds, self.optimizer, _, self.scheduler = deepspeed.initialize(
             model=model,
@@ -181,6 +224,28 @@ class DeepSpeedEngine(Engine):
             lr_scheduler=lambda opt: torch.optim.lr_scheduler.LambdaLR(opt, factor),
         )
         self.model = self.ds
+        self.sharded = zero.zero_stage == 3
+
+    @contextlib.contextmanager
+    def gathered(self) -> Iterator[nn.Module]:
+        if not self.sharded:
+            yield self.module
+            return
+        import deepspeed
+
+        with deepspeed.zero.GatheredParameters(list(self.module.parameters()), modifier_rank=None):
+            yield self.module
+
+    def export(self, rebuild: Callable[[], nn.Module]) -> nn.Module:
+        if not self.sharded:
+            return self.module
+        with self.gathered() as whole:
+            state = {k: v.detach().clone() for k, v in whole.state_dict().items()} if self.info.is_main else None
+        if state is None:
+            return self.module  # other ranks never evaluate or save
+        model = rebuild()
+        model.load_state_dict(state)
+        return model
 
     def backward(self, share: Tensor) -> None:
         # DeepSpeed divides by gradient_accumulation_steps and averages over ranks.
@@ -209,16 +274,8 @@ def build_engine(
 ) -> Engine:
     """DeepSpeed when requested and running under torchrun, else DDP (K>1) or plain (K=1)."""
     if info.world_size > 1 and resources.deepspeed is not None:
-        if resources.deepspeed.zero_stage == 3:
-            raise UserError(
-                "resources.deepspeed.zero_stage=3 is not supported by the trainer yet "
-                "(rank-0 evaluation needs consolidated weights)",
-                "use zero_stage 0, 1 or 2",
-            )
         try:
-            return DeepSpeedEngine(
-                model, training, total_steps, info, resources.deepspeed.zero_stage, micro_steps, dtype
-            )
+            return DeepSpeedEngine(model, training, total_steps, info, resources.deepspeed, micro_steps, dtype)
         except ImportError as err:
             warnings.warn(f"DeepSpeed unavailable ({err}); falling back to DDP", stacklevel=2)
     if info.world_size > 1:

@@ -66,10 +66,16 @@ def load_tokenizer(source: str) -> Any:
 
 
 def load_model(source: str, dtype: torch.dtype = torch.float32) -> nn.Module:
-    """``AutoModelForCausalLM`` from ``source`` (eager attention: deterministic on CPU)."""
+    """``AutoModelForCausalLM`` from ``source`` with torch SDPA attention.
+
+    SDPA is deterministic on CPU for a fixed thread count (reruns are bit-identical) and, unlike
+    eager attention, never stores the (B, H, T, T) probabilities: 2.27 vs 3.07 GiB peak RSS for
+    a 16-sequence x 256-token forward+backward of the s4 shape. It is also TRL's default, so
+    the TRL benchmarks compare like with like.
+    """
     from transformers import AutoModelForCausalLM
 
-    return AutoModelForCausalLM.from_pretrained(source, dtype=dtype, attn_implementation="eager")
+    return AutoModelForCausalLM.from_pretrained(source, dtype=dtype, attn_implementation="sdpa")
 
 
 def add_lora(model: nn.Module, lora: LoraSpec) -> nn.Module:

@@ -288,7 +288,13 @@ class DeepSpeedSpec(Model):
     """DeepSpeed ZeRO settings (torchrun)."""
 
     zero_stage: int = Field(0, ge=0, le=3)
-    offload: bool = Field(False, description="CPU offload of optimizer state (ZeRO-3, GPU).")
+    offload: bool = Field(
+        False, description="Offload optimizer state (ZeRO 1-3) and parameters (ZeRO-3) to CPU memory; GPU only."
+    )
+    persistence_threshold: int = Field(
+        100_000, ge=0,
+        description="ZeRO-3: parameters with fewer elements stay whole on every rank (0 = shard all).",
+    )
 
 
 class ResourcesSpec(Model):

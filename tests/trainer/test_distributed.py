@@ -1,4 +1,5 @@
-"""torchrun with 2 gloo processes (DDP, DeepSpeed ZeRO-1) follows the 1-process loss curve."""
+"""torchrun with 2 gloo processes (DDP, DeepSpeed ZeRO-1/3) follows the 1-process loss curve;
+under ZeRO-3 (sharded weights) the saved final model equals the 1-process one."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import torch
 
 from ptlab.trainer.observability import read_jsonl
 
@@ -38,13 +40,37 @@ def _train(spec: dict, out: Path, nproc: int) -> list[dict]:
     return read_jsonl(out / "metrics.jsonl")
 
 
-@pytest.mark.parametrize("engine", ["ddp", "zero1"])
-def test_two_processes_match_one(engine: str, tiny_model: str, spec_for, tmp_path: Path) -> None:
+def _weights(run_dir: Path) -> dict[str, torch.Tensor]:
+    from safetensors.torch import load_file
+
+    return load_file(str(run_dir / "model" / "model.safetensors"))
+
+
+def _assert_same_weights(a: Path, b: Path, tol: float) -> None:
+    wa, wb = _weights(a), _weights(b)
+    assert wa.keys() == wb.keys()
+    for key in wa:
+        assert wa[key].shape == wb[key].shape, key  # not an empty ZeRO-3 shard
+        assert float((wa[key] - wb[key]).abs().max()) <= tol, key
+
+
+ZERO = {"ddp": None, "zero1": 1, "zero3": 3}
+
+
+@pytest.mark.parametrize(
+    ("algorithm", "engine"),
+    # tr_dpo moves its reference toward the policy every step: under ZeRO-3 it reads gathered weights
+    [("dpo", "ddp"), ("dpo", "zero1"), ("dpo", "zero3"), ("tr_dpo", "zero3")],
+)
+def test_two_processes_match_one(algorithm: str, engine: str, tiny_model: str, spec_for, tmp_path: Path) -> None:
     # global batch 4 = 1 process x 2 micro-batches of 2 = 2 processes x 1 micro-batch of 2
-    one = spec_for(tiny_model, "dpo", training={"grad_accum": 2, "budget": {"steps": 4}})
-    two = spec_for(tiny_model, "dpo", training={"grad_accum": 1, "budget": {"steps": 4}})
-    if engine == "zero1":
-        two["resources"] = {"deepspeed": {"zero_stage": 1}}
+    params = {"sync_steps": 1, "tau": 0.5} if algorithm == "tr_dpo" else {}
+    one = spec_for(tiny_model, algorithm, training={"grad_accum": 2, "budget": {"steps": 4}})
+    two = spec_for(tiny_model, algorithm, training={"grad_accum": 1, "budget": {"steps": 4}})
+    one["algorithm"]["params"] = two["algorithm"]["params"] = params
+    if ZERO[engine] is not None:
+        # threshold 0: ZeRO-3 shards every parameter (the default keeps tensors < 1e5 whole)
+        two["resources"] = {"deepspeed": {"zero_stage": ZERO[engine], "persistence_threshold": 0}}
     single = _train(one, tmp_path / "one", 1)
     multi = _train(two, tmp_path / "two", 2)
     assert [r["step"] for r in multi] == [1, 2, 3, 4]
@@ -53,3 +79,33 @@ def test_two_processes_match_one(engine: str, tiny_model: str, spec_for, tmp_pat
         assert abs(a["rewards/margins"] - b["rewards/margins"]) <= 1e-5
     # the curve really moves (the comparison is not between constant losses)
     assert abs(single[-1]["loss"] - single[0]["loss"]) > 1e-4
+    # rank 0 evaluates and saves whole weights (gathered from the shards under ZeRO-3)
+    _assert_same_weights(tmp_path / "one", tmp_path / "two", 1e-5)
+    assert json.loads((tmp_path / "two" / "result.json").read_text())["metrics"] == json.loads(
+        (tmp_path / "one" / "result.json").read_text()
+    )["metrics"]
+
+
+def test_zero3_online_matches_ddp(zoo_s1: str, spec_for, tmp_path: Path) -> None:
+    """GRPO with HF rollouts: ranks generate different lengths in lockstep (synced_gpus) under
+    ZeRO-3 and reproduce DDP's curve, rewards and final weights on the same prompts and seeds."""
+    spec = spec_for(
+        zoo_s1, "grpo", data={"domain": "general", "train_size": 16},
+        training={"budget": {"steps": 3}, "batch_size": 2, "lr": 1e-3, "max_len": 128},
+        rollout={"num_generations": 4, "max_new_tokens": 48, "temperature": 1.0},
+        eval={"items": 8, "max_new_tokens": 48},
+    )
+    ddp = _train(spec, tmp_path / "ddp", 2)
+    sharded = {"deepspeed": {"zero_stage": 3, "persistence_threshold": 0}}
+    zero3 = _train({**spec, "resources": sharded}, tmp_path / "zero3", 2)
+    assert [r["step"] for r in zero3] == [1, 2, 3]
+    for a, b in zip(ddp, zero3, strict=True):
+        assert a["completion_length"] == b["completion_length"]  # same samples
+        assert a["reward_mean"] == b["reward_mean"]
+        assert abs(a["loss"] - b["loss"]) <= 1e-5, (a["loss"], b["loss"])
+    # completions stop at EOS at different lengths (what the lockstep generation is for)
+    assert min(r["completion_length"] for r in ddp) < 48
+    assert json.loads((tmp_path / "zero3" / "result.json").read_text())["metrics"] == json.loads(
+        (tmp_path / "ddp" / "result.json").read_text()
+    )["metrics"]
+    _assert_same_weights(tmp_path / "ddp", tmp_path / "zero3", 1e-5)

@@ -438,7 +438,8 @@ def train(ctx: RunContext) -> Outcome:
             running = value if running is None else RUNNING_MOMENTUM * running + (1 - RUNNING_MOMENTUM) * value
             loop.extra["running"] = running
         if live is not None and "reference_update" in needs:
-            live.update(engine.module if kind != "scores" else policy, step, needs["reference_update"], params)
+            with engine.gathered() as whole:
+                live.update(whole if kind != "scores" else whole.lm, step, needs["reference_update"], params)
         elapsed = time.perf_counter() - t0
         loop.end_step(
             {"loss": loss, "grad_norm": grad_norm, "lr": lr, "train_tokens": budget.train_tokens,
@@ -454,4 +455,9 @@ def train(ctx: RunContext) -> Outcome:
         "reference_forward_passes": refcache.STATS["forward_passes"] - forwards_before,
         "total_steps": total_steps,
     }
-    return Outcome(model=model, tokenizer=tokenizer, budget=budget, wall_s=loop.wall_s, extra=extra)
+    def rebuild() -> nn.Module:
+        fresh = modeling.build_policy(spec.model)
+        return ScoredLM(fresh) if kind == "scores" else fresh
+
+    final = engine.export(rebuild)
+    return Outcome(model=final, tokenizer=tokenizer, budget=budget, wall_s=loop.wall_s, extra=extra)

@@ -382,23 +382,25 @@ def train(ctx: RunContext) -> Outcome:
     opponent = needs.get("sample") in ("policy_vs_reference", "policy_vs_mixture")
     ref = Reference(spec, policy, bool(needs.get("iterate_reference"))) if (needs_ref or opponent) else None
 
-    # 3. rollout engine ---------------------------------------------------------------------
     eos = eos_token_ids(policy, [tokenizer.eos_token_id])
-    engine_r = build_rollout(
-        rollout.engine, policy, pad_id=pad_id, eos_ids=eos, model_dir=source,
-        max_model_len=training.max_len, dtype=spec.model.dtype, seed=training.seed,
-    )
     per_prompt = rollout.num_generations
     if preference:
         per_prompt = POLICY_SAMPLES.get(needs.get("sample", "n"), rollout.num_generations)
-
-    # 4. loop -------------------------------------------------------------------------------
     budget = Budget(n_params=modeling.count_parameters(policy))
     micro_steps = training.grad_accum
     mean_prompt = sum(map(len, prompts)) / len(prompts)
     tokens_per_step = training.batch_size * per_prompt * (mean_prompt + 2 * rollout.max_new_tokens)
     total_steps = budget.total_steps(training.budget, tokens_per_step)
     engine = build_engine(model, training, spec.resources, total_steps, info, micro_steps, dtype)
+
+    # 3. rollout engine (ZeRO-3: HF generate keeps the ranks' forward passes in step) -----------
+    engine_r = build_rollout(
+        rollout.engine, policy, pad_id=pad_id, eos_ids=eos, model_dir=source,
+        max_model_len=training.max_len, dtype=spec.model.dtype, seed=training.seed,
+        synced=engine.sharded,
+    )
+
+    # 4. loop -------------------------------------------------------------------------------
     order = DataOrder(len(items), training.seed)
     loop = Loop(ctx, engine, budget, order)
     synced_at: int | None = None
@@ -411,7 +413,8 @@ def train(ctx: RunContext) -> Outcome:
             t0 = time.perf_counter()
             # rollouts: this rank's prompts, every rollout.sync_every steps fresh weights in vLLM
             if synced_at is None or step - synced_at >= rollout.sync_every:
-                engine_r.sync_weights(policy)
+                with engine.gathered():
+                    engine_r.sync_weights(policy)
                 synced_at = step
             micro_idx = shard(indices, info, micro_steps)
             mine = [i for m in micro_idx for i in m]
@@ -423,7 +426,7 @@ def train(ctx: RunContext) -> Outcome:
             if opponent:  # XPO / Nash-MD: one sample of the reference per prompt, judged, not trained
                 assert ref is not None
                 with ref.active() as ref_model:
-                    theirs = HFEngine(ref_model, pad_id, eos).generate(
+                    theirs = HFEngine(ref_model, pad_id, eos, synced=engine.sharded).generate(
                         [prompts[i] for i in mine], 1, dataclasses.replace(settings, seed=settings.seed + 1)
                     )
                 tagged = sorted(tagged + [(c, True) for c in theirs], key=lambda t: t[0].group)
@@ -478,7 +481,8 @@ def train(ctx: RunContext) -> Outcome:
             check_finite(grad_norm, step)
             budget.add(train_tokens, generated)
             if ref is not None and needs.get("iterate_reference") and order.epoch != saved_order["epoch"]:
-                ref.refresh(policy)  # SPIN / SPPO: the finished iteration becomes the reference
+                with engine.gathered():
+                    ref.refresh(policy)  # SPIN / SPPO: the finished iteration becomes the reference
             elapsed = time.perf_counter() - t0
             loop.end_step(
                 {
@@ -499,4 +503,10 @@ def train(ctx: RunContext) -> Outcome:
     if budget.steps % training.checkpoint_every != 0 and budget.steps > loop.resumed_from:
         loop.save()
     extra_result = {"total_steps": total_steps, "rollout_engine": rollout.engine}
-    return Outcome(model=policy, tokenizer=tokenizer, budget=budget, wall_s=loop.wall_s, extra=extra_result)
+    def rebuild() -> nn.Module:
+        fresh = modeling.build_policy(spec.model)
+        return ActorCritic(fresh) if critic is not None else fresh
+
+    final = engine.export(rebuild)
+    final = final.policy if isinstance(final, ActorCritic) else final
+    return Outcome(model=final, tokenizer=tokenizer, budget=budget, wall_s=loop.wall_s, extra=extra_result)

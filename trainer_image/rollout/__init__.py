@@ -43,14 +43,16 @@ def build_engine(
     max_model_len: int = 512,
     dtype: str = "float32",
     seed: int = 0,
+    synced: bool = False,
 ) -> RolloutEngine:
     """The engine named by ``rollout.engine`` (``hf`` or ``vllm``) for ``model``.
 
     vLLM starts from ``model_dir`` (the starting weights) and must then be synced from the
-    trainer with ``sync_weights`` before it samples the current policy.
+    trainer with ``sync_weights`` before it samples the current policy. ``synced``: the HF
+    engine's model is sharded across ranks (ZeRO-3); generation runs in lockstep.
     """
     if engine == "hf":
-        return HFEngine(model, pad_id=pad_id, eos_ids=eos_ids)
+        return HFEngine(model, pad_id=pad_id, eos_ids=eos_ids, synced=synced)
     if engine == "vllm":
         from ptlab.trainer.rollout.vllm_engine import VLLMEngine
 

@@ -43,6 +43,8 @@ class HFEngine:
         pad_id: token used for left padding (the tokenizer's pad, else its EOS).
         eos_ids: tokens that end a completion; default: the model's generation config.
         max_batch: most sequences per ``generate`` call (memory bound); 0 = all at once.
+        synced: every rank calls ``generate`` together on a model sharded across them (ZeRO-3):
+            ranks that finish early keep running forward passes until all are done.
     """
 
     def __init__(
@@ -51,6 +53,7 @@ class HFEngine:
         pad_id: int,
         eos_ids: Iterable[int] | None = None,
         max_batch: int = 0,
+        synced: bool = False,
     ) -> None:
         self.model = model
         self.pad_id = pad_id
@@ -58,6 +61,7 @@ class HFEngine:
         if not self.eos_ids:
             raise ValueError("the model has no eos_token_id; pass eos_ids to the rollout engine")
         self.max_batch = max_batch
+        self.synced = synced
 
     def sync_weights(self, model: torch.nn.Module) -> None:
         """Use ``model`` from now on (the HF engine samples from the live weights)."""
@@ -115,6 +119,7 @@ class HFEngine:
             use_cache=True,
             return_dict_in_generate=True,
             output_logits=True,
+            synced_gpus=self.synced,
         )
         new_tokens = gen.sequences[:, ids.shape[1] :].cpu()
         # raw logits of every step -> log-probs of the distribution that was sampled from.
