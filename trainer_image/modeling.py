@@ -69,7 +69,7 @@ def load_model(source: str, dtype: torch.dtype = torch.float32) -> nn.Module:
     """``AutoModelForCausalLM`` from ``source`` with torch SDPA attention.
 
     SDPA is deterministic on CPU for a fixed thread count (reruns are bit-identical) and, unlike
-    eager attention, never stores the (B, H, T, T) probabilities: 2.27 vs 3.07 GiB peak RSS for
+    eager attention, never stores the (B, H, T, T) probabilities: 2,265 vs 3,065 MiB peak RSS for
     a 16-sequence x 256-token forward+backward of the s4 shape. It is also TRL's default, so
     the TRL benchmarks compare like with like.
     """
