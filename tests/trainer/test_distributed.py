@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import socket
 import subprocess
 import sys
@@ -14,6 +15,7 @@ import pytest
 import torch
 
 from ptlab.trainer.observability import read_jsonl
+from tests.trainer.conftest import curve
 
 pytestmark = pytest.mark.slow
 
@@ -109,3 +111,28 @@ def test_zero3_online_matches_ddp(zoo_s1: str, spec_for, tmp_path: Path) -> None
         (tmp_path / "ddp" / "result.json").read_text()
     )["metrics"]
     _assert_same_weights(tmp_path / "ddp", tmp_path / "zero3", 1e-5)
+
+
+def test_zero3_resumes_from_its_sharded_checkpoint(tiny_model: str, spec_for, tmp_path: Path) -> None:
+    """Both ranks write their ZeRO-3 shards into one atomic checkpoint; a rerun from the step-3
+    checkpoint retrains step 4 exactly as the uninterrupted run did."""
+    spec = spec_for(tiny_model, "dpo", training={"grad_accum": 1, "budget": {"steps": 4}, "checkpoint_every": 1})
+    spec["resources"] = {"deepspeed": {"zero_stage": 3, "persistence_threshold": 0}}
+    first = _train(spec, tmp_path / "first", 2)
+    resumed = tmp_path / "resumed"
+    shutil.copytree(tmp_path / "first", resumed)
+    checkpoints = resumed / "checkpoints"
+    assert sorted(p.name for p in checkpoints.iterdir()) == ["step-00000003", "step-00000004"]
+    shards = sorted(p.name for p in (checkpoints / "step-00000003").rglob("*optim_states.pt"))
+    assert len(shards) == 2 and "rank_0" in shards[0] and "rank_1" in shards[1], shards
+    (resumed / "result.json").unlink()
+    shutil.rmtree(checkpoints / "step-00000004")
+    shutil.rmtree(resumed / "model")
+    # mark the logged rows: a resumed run keeps steps 1-3 and rewrites only step 4
+    marked = [{**row, "kept": row["step"] <= 3} for row in first]
+    (resumed / "metrics.jsonl").write_text("".join(json.dumps(row) + "\n" for row in marked))
+    second = _train(spec, resumed, 2)
+    assert [r["step"] for r in second] == [1, 2, 3, 4]
+    assert [r.pop("kept", None) for r in second] == [True, True, True, None]
+    assert curve(second) == curve(first)
+    _assert_same_weights(tmp_path / "first", resumed, 0.0)
