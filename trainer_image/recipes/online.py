@@ -413,7 +413,7 @@ def train(ctx: RunContext) -> Outcome:
             t0 = time.perf_counter()
             # rollouts: this rank's prompts, every rollout.sync_every steps fresh weights in vLLM
             if synced_at is None or step - synced_at >= rollout.sync_every:
-                with engine.gathered():
+                with engine.gathered() if engine_r.copies_weights else contextlib.nullcontext():
                     engine_r.sync_weights(policy)
                 synced_at = step
             micro_idx = shard(indices, info, micro_steps)

@@ -53,6 +53,9 @@ class Completion:
 class RolloutEngine(Protocol):
     """What the online recipe needs from an engine."""
 
+    copies_weights: bool
+    """``sync_weights`` reads every weight (vLLM), rather than keeping a handle on the model (HF)."""
+
     def generate(
         self,
         prompts: Sequence[Sequence[int]],

@@ -47,6 +47,8 @@ class HFEngine:
             ranks that finish early keep running forward passes until all are done.
     """
 
+    copies_weights = False
+
     def __init__(
         self,
         model: torch.nn.Module,

@@ -63,6 +63,8 @@ class VLLMEngine:
         gpu_memory_utilization: fraction of GPU memory vLLM may use (GPU only).
     """
 
+    copies_weights = True
+
     def __init__(
         self,
         model_dir: str,
